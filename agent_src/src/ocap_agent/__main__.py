@@ -1,0 +1,3 @@
+from ocap_agent.cli import main
+
+raise SystemExit(main())
