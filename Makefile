@@ -18,7 +18,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 
 PY_SRC := agent_src/src library module_utils tests bench tools
 MYPY_SRC := agent_src/src library module_utils
-PLAYBOOKS := $(filter-out playbooks/demo.yml,$(wildcard playbooks/*.yml))
+PLAYBOOKS = $(wildcard playbooks/*.yml)
 PYTEST_ARGS ?=
 
 .PHONY: help setup tools lint test unit pytest demo lock clean bench
@@ -53,7 +53,7 @@ lint: setup
 	@echo "== ruff format";   ruff format --check $(PY_SRC)
 	@echo "== mypy --strict"; mypy --strict $(MYPY_SRC)
 	@echo "== yamllint";      yamllint --strict .
-	@echo "== syntax-check";  for p in $(PLAYBOOKS) playbooks/demo.yml; do ansible-playbook --syntax-check "$$p" >/dev/null || { echo "syntax-check failed: $$p"; exit 1; }; done
+	@echo "== syntax-check";  for p in $(PLAYBOOKS); do out=$$(ansible-playbook --syntax-check "$$p" 2>&1) || { echo "$$out"; echo "syntax-check failed: $$p"; exit 1; }; done
 	@echo "== ansible-lint";  ansible-lint --profile production --offline -q
 	@echo "== packer fmt";    packer fmt -check -diff -recursive packer/
 	@echo "== packer validate"; tools/packer-validate.sh
