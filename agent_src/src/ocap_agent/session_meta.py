@@ -32,6 +32,9 @@ class SessionMeta:
     recovered: bool = False
     recorder_exit_code: int | None = None
     notes: list[str] = field(default_factory=list)
+    # The broker's session id when this recording is a later one of the same
+    # claim (the user unlocked again after a lock): links the recordings.
+    claim_session_id: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

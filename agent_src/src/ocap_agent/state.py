@@ -26,6 +26,9 @@ from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
+from ocap_agent import aws
+from ocap_agent.config import Config
+
 PK = "pk"
 POOL_INDEX = "pool-index"
 POOL_ATTR = "pool"
@@ -282,3 +285,57 @@ class StateTable:
                 ) from None
             raise
         return from_item(resp["Attributes"])
+
+
+def set_attrs(table: StateTable, pk: str, expect: frozenset[Any] | set[Any], **attrs: Any) -> dict[str, Any]:
+    """Set ATTRS on row PK without changing its state, only while its state is in EXPECT.
+
+    For facts about a row that must not move it (a warm-up's timings on an
+    instance a broker has already claimed). Raises TransitionConflict otherwise.
+    """
+    names: dict[str, str] = {"#state": "state", "#rev": "revision"}
+    values: dict[str, Any] = {":now": now_iso(), ":one": 1, ":zero": 0}
+    sets = ["updated_at = :now", "#rev = if_not_exists(#rev, :zero) + :one"]
+    for i, (k, v) in enumerate(sorted(attrs.items())):
+        if v is None:
+            continue
+        names[f"#a{i}"] = k
+        values[f":a{i}"] = v
+        sets.append(f"#a{i} = :a{i}")
+    placeholders = []
+    for i, s in enumerate(sorted(expect, key=lambda e: e.value)):
+        values[f":s{i}"] = s
+        placeholders.append(f":s{i}")
+    try:
+        resp = table.client.update_item(
+            TableName=table.table,
+            Key=to_item({PK: pk}),
+            UpdateExpression="SET " + ", ".join(sets),
+            ConditionExpression=f"#state IN ({', '.join(placeholders)})",
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=to_item(values),
+            ReturnValues="ALL_NEW",
+        )
+    except Exception as exc:
+        if _is_conditional_failure(exc):
+            raise TransitionConflict(f"{pk}: not in {sorted(s.value for s in expect)}") from None
+        raise
+    return from_item(resp["Attributes"])
+
+
+def open_table(cfg: Config, *, quick: bool = False) -> StateTable | None:
+    """The state table named by CFG.state.table through the agent's AWS client, or None if unset.
+
+    QUICK bounds every call to a few seconds and two attempts: for lookups on
+    the path of a recording, which must never wait long on DynamoDB.
+    """
+    if not cfg.state.table:
+        return None
+    overrides: dict[str, Any] = {}
+    if quick:
+        overrides = {
+            "connect_timeout": 2,
+            "read_timeout": 3,
+            "retries": {"mode": "standard", "max_attempts": 2},
+        }
+    return StateTable(aws.client("dynamodb", cfg.aws, **overrides), cfg.state.table)

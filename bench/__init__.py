@@ -1,0 +1,1 @@
+"""Benchmarks: ours against the baselines on the same data, ratios printed last."""
