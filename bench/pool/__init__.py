@@ -1,0 +1,1 @@
+"""Benchmark of the warm pool and the session broker (python -m bench.pool)."""
