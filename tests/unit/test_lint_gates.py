@@ -45,7 +45,10 @@ def test_ruff_fails_on_bad_python_and_names_the_file(tmp_path: Path) -> None:
 
 def test_syntax_check_fails_on_a_broken_playbook_and_names_it(tmp_path: Path) -> None:
     bad = tmp_path / "broken.yml"
-    bad.write_text("---\n- name: Broken\n  hosts: localhost\n  tasks:\n    - name: No such module\n      not.a.module: {}\n")
+    bad.write_text(
+        "---\n- name: Broken\n  hosts: localhost\n  tasks:\n"
+        "    - name: No such module\n      not.a.module: {}\n"
+    )
     result = run([str(BIN / "ansible-playbook"), "--syntax-check", str(bad)], ROOT)
     assert result.returncode != 0
     assert "broken.yml" in result.stdout + result.stderr
