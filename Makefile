@@ -16,10 +16,10 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PYTHONPATH := $(CURDIR)
 export PYTHONDONTWRITEBYTECODE := 1
 
-PY_SRC := agent_src/src library module_utils tests bench tools
+PY_SRC := agent_src/src library module_utils tests bench tools packer/scripts playbooks/files
 MYPY_SRC := agent_src/src library module_utils
 PLAYBOOKS = $(wildcard playbooks/*.yml)
-PYTEST_ARGS ?=
+PYTEST_ARGS ?= -m "not slow"
 
 .PHONY: help setup tools lint test unit pytest demo lock clean bench
 

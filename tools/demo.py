@@ -34,7 +34,17 @@ sys.path.insert(0, str(ROOT))
 from tests import stack  # noqa: E402
 
 # The flow, in order. Each name is a module in tools/demo_steps/.
-STEPS: tuple[str, ...] = ()
+STEPS: tuple[str, ...] = (
+    "bootstrap",  # bucket, state table, IAM, security group
+    "build_plan",  # what `packer build` would run
+    "release",  # stand-in image -> launch template version
+    "certs",  # Pebble certificate via Route53 DNS-01, installed by certs sync
+    "pool",  # fill the warm pool, claim one session
+    "agent_session",  # warm-up and one recorded session on the claimed instance
+    "upload",  # the session to S3, manifest and link
+    "release_session",  # hand the instance back
+    "teardown",  # remove what bootstrap created
+)
 
 
 @dataclass
@@ -80,6 +90,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     summary: list[tuple[str, list[str], float]] = []
     with tempfile.TemporaryDirectory(prefix="ocap-demo-") as tmp, stack.running(Path(tmp)) as servers:
         ctx = DemoContext(Path(tmp), servers["moto"], servers["s3"], version, base_env(servers["moto"]))
+        # Steps also check results in-process with boto3: same emulator, same fake credentials.
+        os.environ.update({k: v for k, v in ctx.env.items() if k.startswith("AWS_")})
         print(f"== rehearsal stack: AWS emulator {ctx.moto.endpoint}, S3 server {ctx.s3.endpoint}")
         try:
             for name in steps:

@@ -15,7 +15,14 @@ from collections.abc import Sequence
 from ocap_agent import __version__
 from ocap_agent.config import ENV_CONFIG_PATH, ConfigError
 
-COMMAND_MODULES: tuple[str, ...] = ("ocap_agent.commands.config_cmd",)
+COMMAND_MODULES: tuple[str, ...] = (
+    "ocap_agent.commands.config_cmd",
+    "ocap_agent.commands.warmup_cmd",
+    "ocap_agent.commands.session_cmd",
+    "ocap_agent.commands.recover_cmd",
+    "ocap_agent.commands.certs_cmd",
+    "ocap_agent.commands.upload_cmd",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -34,6 +34,16 @@ def _default_data_dir() -> str:
     return os.path.join(os.path.expanduser("~"), ".local", "state", "ocap-agent")
 
 
+def _at_least(key: str, value: float, low: float) -> None:
+    if value < low:
+        raise ConfigError(f"{key}: expected a number >= {low:g}, got {value!r}")
+
+
+def _positive(key: str, value: float) -> None:
+    if value <= 0:
+        raise ConfigError(f"{key}: expected a number > 0, got {value!r}")
+
+
 @dataclass(frozen=True)
 class PathsConfig:
     # Everything the agent keeps on disk lives under data_dir unless overridden.
@@ -69,6 +79,7 @@ class AwsConfig:
 
 @dataclass(frozen=True)
 class StateConfig:
+    # The DynamoDB state table; "" runs without one (recordings never depend on it).
     table: str = "ocap-state"
 
 
@@ -84,36 +95,77 @@ class RecorderConfig:
     env: dict[str, str] = field(default_factory=lambda: {"OWA_DISABLE_VERSION_CHECK": "1"})
     start_timeout_s: float = 60.0
     stop_grace_s: float = 40.0
+    # Windows only: the interpreter that runs the CTRL_BREAK wrapper and, in
+    # it, the recorder (OCAP's conda environment). Default: the agent's own.
+    wrapper_python: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.command or not self.command[0]:
+            raise ConfigError('recorder.command: expected a non-empty command, e.g. ["ocap"]')
+        _at_least("recorder.fps", self.fps, 0)
+        _positive("recorder.start_timeout_s", self.start_timeout_s)
+        _at_least("recorder.stop_grace_s", self.stop_grace_s, 0)
 
 
 @dataclass(frozen=True)
 class WarmupConfig:
     # The throw-away recording lives here; default <data_dir>/warmup.
     scratch_dir: str = ""
+    # "Really recording": both files exist and grew by at least this much.
     min_growth_bytes: int = 1
+
+    def __post_init__(self) -> None:
+        _at_least("warmup.min_growth_bytes", self.min_growth_bytes, 1)
 
 
 @dataclass(frozen=True)
 class UploadConfig:
     bucket: str = ""
     key_prefix: str = "recordings"
-    keep_local: bool = False
-    archive: bool = False
-    part_size_mb: int = 64
+    keep_local: bool = False  # true: keep the session folder after a verified upload
+    archive: bool = False  # true: one stored (uncompressed) zip instead of one object per file
+    part_size_mb: int = 16
+    # Whole-object checksum of multipart uploads: FULL_OBJECT (CRC32 of the object, checked
+    # by S3 at completion) or COMPOSITE (CRC32 of the parts' CRC32s). Parts carry a CRC32 either way.
+    checksum_type: str = "FULL_OBJECT"
     max_concurrency: int = 8
-    max_bandwidth_mbps: float = 0.0  # 0: unlimited
+    max_bandwidth_mbps: float = 0.0  # megabits per second; 0: unlimited
     max_attempts: int = 8
     presign_expiry_s: int = 3600 * 24
+    # S3 only; empty: aws.endpoint_url, then the AWS environment (AWS_ENDPOINT_URL_S3...).
+    endpoint_url: str = ""
+    journal_dir: str = ""  # default: <data_dir>/uploads
+    connect_timeout_s: float = 10.0
+    read_timeout_s: float = 60.0
+    progress_interval_s: float = 10.0  # log cadence when not on a terminal
+    update_state: bool = True  # move the session row to Uploaded (best effort)
+    # `uploads recover`: abort unknown multipart uploads of other sessions only when older.
+    orphan_age_h: float = 168.0
 
 
 @dataclass(frozen=True)
 class CertsConfig:
-    # SSM parameter name or Secrets Manager secret id holding the bundle.
+    # Where the renewal job stores the bundle: "ssm" (SecureString parameter) or
+    # "secretsmanager"; name is the parameter name or secret id.
     store: str = "ssm"
     name: str = ""
-    install_dir: str = ""  # default: DCV's configuration folder on Windows
+    # Default: DCV's configuration folder on Windows (the LocalSystem profile's
+    # AppData\Local\NICE\dcv), /etc/dcv elsewhere.
+    install_dir: str = ""
     cert_file: str = "dcv.pem"
     key_file: str = "dcv.key"
+    # Per-request timeout reaching the store: at spin-up an unreachable store must not
+    # hold the instance for long (the installed certificate is kept instead).
+    timeout_s: float = 10.0
+
+    def __post_init__(self) -> None:
+        if self.store not in ("ssm", "secretsmanager"):
+            raise ConfigError(f"certs.store: expected 'ssm' or 'secretsmanager', got {self.store!r}")
+        for key in ("cert_file", "key_file"):
+            value = getattr(self, key)
+            if not value or os.path.basename(value) != value:
+                raise ConfigError(f"certs.{key}: expected a file name without folders, got {value!r}")
+        _positive("certs.timeout_s", self.timeout_s)
 
 
 @dataclass(frozen=True)
