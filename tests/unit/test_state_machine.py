@@ -125,7 +125,7 @@ def test_set_attrs_keeps_the_state_and_is_conditional(stubbed) -> None:
             "TableName": "t",
             "Key": {"pk": {"S": "instance#i-1"}},
             "UpdateExpression": ANY,
-            "ConditionExpression": "#state IN (:s0)",
+            "ConditionExpression": "attribute_exists(#pk) AND #state IN (:s0)",
             "ExpressionAttributeNames": ANY,
             "ExpressionAttributeValues": ANY,
             "ReturnValues": "ALL_NEW",

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -241,29 +241,13 @@ class StateTable:
             bad = ", ".join(sorted(getattr(s, "value", str(s)) for s in illegal))
             raise IllegalTransition(f"{pk}: {bad} -> {to.value} is not an allowed transition")
         names: dict[str, str] = {"#state": "state", "#rev": "revision", "#pk": PK}
-        values: dict[str, Any] = {":to": to, ":one": 1, ":now": now_iso()}
-        sets = ["#state = :to", "updated_at = :now", "#rev = if_not_exists(#rev, :zero) + :one"]
-        values[":zero"] = 0
-        for i, (k, v) in enumerate(sorted(attrs.items())):
-            if v is None:
-                continue
-            names[f"#a{i}"] = k
-            values[f":a{i}"] = v
-            sets.append(f"#a{i} = :a{i}")
-        expr = "SET " + ", ".join(sets)
-        if remove:
-            for i, k in enumerate(remove):
-                names[f"#r{i}"] = k
-            expr += " REMOVE " + ", ".join(f"#r{i}" for i in range(len(remove)))
-        placeholders = []
-        for i, s in enumerate(sorted(sources, key=lambda e: e.value)):
-            values[f":s{i}"] = s
-            placeholders.append(f":s{i}")
-        cond = f"#state IN ({', '.join(placeholders)})" if placeholders else "attribute_not_exists(#pk)"
+        values: dict[str, Any] = {":to": to}
+        expr = _update_expression(["#state = :to"], attrs, remove, names, values)
+        in_sources = _state_in(sources, values) if sources else "attribute_not_exists(#pk)"
         if create_missing:
-            cond = f"(attribute_not_exists(#pk) OR {cond})"
+            cond = f"(attribute_not_exists(#pk) OR {in_sources})"
         else:
-            cond = f"attribute_exists(#pk) AND {cond}"
+            cond = f"attribute_exists(#pk) AND {in_sources}"
         if condition:
             cond = f"({cond}) AND ({condition})"
             values.update(condition_values or {})
@@ -287,31 +271,37 @@ class StateTable:
         return from_item(resp["Attributes"])
 
 
-def set_attrs(table: StateTable, pk: str, expect: frozenset[Any] | set[Any], **attrs: Any) -> dict[str, Any]:
+def set_attrs(
+    table: StateTable,
+    pk: str,
+    expect: Iterable[Any],
+    *,
+    remove: tuple[str, ...] = (),
+    condition: str | None = None,
+    condition_values: Mapping[str, Any] | None = None,
+    **attrs: Any,
+) -> dict[str, Any]:
     """Set ATTRS on row PK without changing its state, only while its state is in EXPECT.
 
     For facts about a row that must not move it (a warm-up's timings on an
-    instance a broker has already claimed). Raises TransitionConflict otherwise.
+    instance a broker has already claimed; a broker's lease fields). REMOVE and
+    CONDITION work as in :meth:`StateTable.transition`. Raises
+    TransitionConflict when the row is elsewhere.
     """
-    names: dict[str, str] = {"#state": "state", "#rev": "revision"}
-    values: dict[str, Any] = {":now": now_iso(), ":one": 1, ":zero": 0}
-    sets = ["updated_at = :now", "#rev = if_not_exists(#rev, :zero) + :one"]
-    for i, (k, v) in enumerate(sorted(attrs.items())):
-        if v is None:
-            continue
-        names[f"#a{i}"] = k
-        values[f":a{i}"] = v
-        sets.append(f"#a{i} = :a{i}")
-    placeholders = []
-    for i, s in enumerate(sorted(expect, key=lambda e: e.value)):
-        values[f":s{i}"] = s
-        placeholders.append(f":s{i}")
+    expect = frozenset(expect)
+    names: dict[str, str] = {"#state": "state", "#rev": "revision", "#pk": PK}
+    values: dict[str, Any] = {}
+    expr = _update_expression([], attrs, remove, names, values)
+    cond = f"attribute_exists(#pk) AND {_state_in(expect, values)}"
+    if condition:
+        cond = f"({cond}) AND ({condition})"
+        values.update(condition_values or {})
     try:
         resp = table.client.update_item(
             TableName=table.table,
             Key=to_item({PK: pk}),
-            UpdateExpression="SET " + ", ".join(sets),
-            ConditionExpression=f"#state IN ({', '.join(placeholders)})",
+            UpdateExpression=expr,
+            ConditionExpression=cond,
             ExpressionAttributeNames=names,
             ExpressionAttributeValues=to_item(values),
             ReturnValues="ALL_NEW",
@@ -321,6 +311,42 @@ def set_attrs(table: StateTable, pk: str, expect: frozenset[Any] | set[Any], **a
             raise TransitionConflict(f"{pk}: not in {sorted(s.value for s in expect)}") from None
         raise
     return from_item(resp["Attributes"])
+
+
+def _update_expression(
+    sets: list[str],
+    attrs: Mapping[str, Any],
+    remove: tuple[str, ...],
+    names: dict[str, str],
+    values: dict[str, Any],
+) -> str:
+    """The UpdateExpression of every write: SETS, the bookkeeping, ATTRS (None skipped), REMOVE.
+
+    Fills NAMES and VALUES with the placeholders it uses.
+    """
+    values.update({":now": now_iso(), ":one": 1, ":zero": 0})
+    sets = [*sets, "updated_at = :now", "#rev = if_not_exists(#rev, :zero) + :one"]
+    for i, (k, v) in enumerate(sorted(attrs.items())):
+        if v is None:
+            continue
+        names[f"#a{i}"] = k
+        values[f":a{i}"] = v
+        sets.append(f"#a{i} = :a{i}")
+    expr = "SET " + ", ".join(sets)
+    if remove:
+        for i, k in enumerate(remove):
+            names[f"#r{i}"] = k
+        expr += " REMOVE " + ", ".join(f"#r{i}" for i in range(len(remove)))
+    return expr
+
+
+def _state_in(states: frozenset[Any], values: dict[str, Any]) -> str:
+    """``#state IN (...)`` over STATES, adding their placeholders to VALUES."""
+    placeholders = []
+    for i, s in enumerate(sorted(states, key=lambda e: e.value)):
+        values[f":s{i}"] = s
+        placeholders.append(f":s{i}")
+    return f"#state IN ({', '.join(placeholders)})"
 
 
 def open_table(cfg: Config, *, quick: bool = False) -> StateTable | None:

@@ -141,42 +141,9 @@ def set_attrs(
 
     Raises :class:`state.TransitionConflict` when the row moved on meanwhile.
     """
-    names: dict[str, str] = {"#state": "state", "#pk": state.PK}
-    values: dict[str, Any] = {":now": state.now_iso()}
-    sets = ["updated_at = :now"]
-    for i, (k, v) in enumerate(sorted(attrs.items())):
-        names[f"#a{i}"] = k
-        values[f":a{i}"] = v
-        sets.append(f"#a{i} = :a{i}")
-    expr = "SET " + ", ".join(sets)
-    if remove:
-        for i, k in enumerate(remove):
-            names[f"#r{i}"] = k
-        expr += " REMOVE " + ", ".join(f"#r{i}" for i in range(len(remove)))
-    placeholders = []
-    for i, s in enumerate(sorted(expect, key=lambda e: e.value)):
-        values[f":s{i}"] = s
-        placeholders.append(f":s{i}")
-    cond = f"attribute_exists(#pk) AND #state IN ({', '.join(placeholders)})"
-    if condition:
-        cond = f"({cond}) AND ({condition})"
-        values.update(condition_values or {})
-    try:
-        resp = table.client.update_item(
-            TableName=table.table,
-            Key=state.to_item({state.PK: pk}),
-            UpdateExpression=expr,
-            ConditionExpression=cond,
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues=state.to_item(values),
-            ReturnValues="ALL_NEW",
-        )
-    except Exception as exc:
-        code = getattr(exc, "response", {}).get("Error", {}).get("Code")
-        if code == "ConditionalCheckFailedException":
-            raise state.TransitionConflict(f"{pk}: no longer in the expected state") from None
-        raise
-    return state.from_item(resp["Attributes"])
+    return state.set_attrs(
+        table, pk, expect, remove=remove, condition=condition, condition_values=condition_values, **attrs
+    )
 
 
 def record_demand(table: state.StateTable, pool: str) -> int:
