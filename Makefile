@@ -21,7 +21,7 @@ MYPY_SRC := agent_src/src library module_utils
 PLAYBOOKS = $(wildcard playbooks/*.yml)
 PYTEST_ARGS ?= -m "not slow"
 
-.PHONY: help setup tools lint test unit pytest demo lock clean bench
+.PHONY: help setup tools lint test pytest demo lock clean bench
 
 help:
 	@echo "make demo   - rehearse the whole flow on local servers and print what it did"
@@ -69,7 +69,7 @@ demo: setup
 
 bench: setup
 	tools/install-tools.sh bench
-	$(BIN)/python -m bench
+	for b in warmup upload pool; do $(BIN)/python -m bench.$$b; done
 
 clean:
 	rm -rf $(VENV) .tools .state .pytest_cache .mypy_cache .ruff_cache
