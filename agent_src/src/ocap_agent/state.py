@@ -251,22 +251,36 @@ class StateTable:
         if condition:
             cond = f"({cond}) AND ({condition})"
             values.update(condition_values or {})
+        conflict = (
+            f"{pk}: not in {sorted(s.value for s in sources)} (or its condition failed); "
+            f"another writer changed it first"
+        )
+        return self.conditional_update(pk, expr, cond, names, values, conflict=conflict)
+
+    def conditional_update(
+        self,
+        pk: str,
+        expr: str,
+        cond: str,
+        names: Mapping[str, str],
+        values: Mapping[str, Any],
+        *,
+        conflict: str,
+    ) -> dict[str, Any]:
+        """One UpdateItem of row PK; a failed CONDITION raises TransitionConflict(CONFLICT)."""
         try:
             resp = self.client.update_item(
                 TableName=self.table,
                 Key=to_item({PK: pk}),
                 UpdateExpression=expr,
                 ConditionExpression=cond,
-                ExpressionAttributeNames=names,
+                ExpressionAttributeNames=dict(names),
                 ExpressionAttributeValues=to_item(values),
                 ReturnValues="ALL_NEW",
             )
         except Exception as exc:
             if _is_conditional_failure(exc):
-                raise TransitionConflict(
-                    f"{pk}: not in {sorted(s.value for s in sources)} (or its condition failed); "
-                    f"another writer changed it first"
-                ) from None
+                raise TransitionConflict(conflict) from None
             raise
         return from_item(resp["Attributes"])
 
@@ -296,21 +310,9 @@ def set_attrs(
     if condition:
         cond = f"({cond}) AND ({condition})"
         values.update(condition_values or {})
-    try:
-        resp = table.client.update_item(
-            TableName=table.table,
-            Key=to_item({PK: pk}),
-            UpdateExpression=expr,
-            ConditionExpression=cond,
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues=to_item(values),
-            ReturnValues="ALL_NEW",
-        )
-    except Exception as exc:
-        if _is_conditional_failure(exc):
-            raise TransitionConflict(f"{pk}: not in {sorted(s.value for s in expect)}") from None
-        raise
-    return from_item(resp["Attributes"])
+    return table.conditional_update(
+        pk, expr, cond, names, values, conflict=f"{pk}: not in {sorted(s.value for s in expect)}"
+    )
 
 
 def _update_expression(
