@@ -25,6 +25,7 @@ from typing import Any
 
 import boto3
 
+from bench.upload import agent_env
 from bench.upload.peers import Contender, contenders, env_for
 from tests import stack
 
@@ -53,6 +54,12 @@ def run_one(c: Contender, env: dict[str, str]) -> tuple[float, int, float]:
     return seconds, usage.ru_maxrss * 1024, usage.ru_utime + usage.ru_stime
 
 
+def process_cpu(pid: int) -> float:
+    """User+system CPU seconds used so far by process PID (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def empty_bucket(s3: Any, bucket: str) -> None:
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
         for o in page.get("Contents", []):
@@ -70,8 +77,10 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     work = Path(tempfile.mkdtemp(prefix="bench-upload-"))
-    server = stack.start_versitygw(work / "s3", work / "logs")
+    server = None
     try:
+        python = agent_env.build(work / "agent-env")
+        server = stack.start_versitygw(work / "s3", work / "logs")
         env = env_for(server.endpoint, stack.VERSITY_ACCESS, stack.VERSITY_SECRET)
         s3 = boto3.client(
             "s3",
@@ -96,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         times: dict[str, list[float]] = {}
         labels: dict[str, str] = {}
         cpu: dict[str, list[float]] = {}
+        server_cpu: dict[str, list[float]] = {}
         peak_ours = 0
         for rnd in range(args.rounds):
             round_contenders = contenders(
@@ -106,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
                 part_mb=args.part_mb,
                 concurrency=args.concurrency,
                 work=work,
+                python=str(python),
             )
             for c in round_contenders:
                 if args.only and c.name not in args.only:
@@ -113,7 +124,9 @@ def main(argv: list[str] | None = None) -> int:
                 if why := c.available():
                     print(f"  skip {c.name}: {why}")
                     continue
+                server_before = process_cpu(server.proc.pid)
                 seconds, rss, cpu_s = run_one(c, env)
+                server_cpu.setdefault(c.name, []).append(process_cpu(server.proc.pid) - server_before)
                 times.setdefault(c.name, []).append(seconds)
                 cpu.setdefault(c.name, []).append(cpu_s)
                 labels[c.name] = c.label
@@ -126,11 +139,16 @@ def main(argv: list[str] | None = None) -> int:
                 empty_bucket(s3, bucket)
 
         med = {name: statistics.median(ts) for name, ts in times.items()}
-        print("\n| contender | median wall time | throughput | client CPU (user+sys) |")
-        print("|---|---:|---:|---:|")
+        # Client and server share the machine's cores, so the server's CPU per
+        # contender (what that client's requests made it do) is reported too.
+        print("\n| contender | median wall time | throughput | client CPU (user+sys) | server CPU |")
+        print("|---|---:|---:|---:|---:|")
         for name, secs in med.items():
-            cpu_med = statistics.median(cpu[name])
-            print(f"| {labels[name]} | {secs:.2f} s | {total / MIB / secs:.0f} MiB/s | {cpu_med:.1f} s |")
+            cpu_med, srv_med = statistics.median(cpu[name]), statistics.median(server_cpu[name])
+            print(
+                f"| {labels[name]} | {secs:.2f} s | {total / MIB / secs:.0f} MiB/s"
+                f" | {cpu_med:.1f} s | {srv_med:.1f} s |"
+            )
         if "ours" in med:
             print(f"\npeak memory of ours (max RSS): {peak_ours / MIB:.0f} MiB")
             fastest = min(med.values())
@@ -140,7 +158,8 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"  ours/{name:<11} {med['ours'] / secs:5.2f}")
             print(f"  ours/fastest     {med['ours'] / fastest:5.2f}")
     finally:
-        server.stop()
+        if server:
+            server.stop()
         shutil.rmtree(work, ignore_errors=True)
     return 0
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,9 +78,17 @@ def agent_config(work: Path, name: str, bucket: str, prefix: str, **upload: obje
 
 
 def contenders(
-    folder: Path, bucket: str, endpoint: str, prefix: str, *, part_mb: int, concurrency: int, work: Path
+    folder: Path,
+    bucket: str,
+    endpoint: str,
+    prefix: str,
+    *,
+    part_mb: int,
+    concurrency: int,
+    work: Path,
+    python: str,
 ) -> list[Contender]:
-    python = sys.executable
+    """Every contender; the Python ones run from PYTHON (see agent_env)."""
     tuning = {"part_size_mb": part_mb, "max_concurrency": concurrency}
     ours = agent_config(work, "ours", bucket, prefix, **tuning)
     composite = agent_config(work, "ours_composite", bucket, prefix, checksum_type="COMPOSITE", **tuning)

@@ -91,3 +91,38 @@ def test_reboot_between_steps_resumes_from_the_journal(
     assert not t.folder.exists()
     assert not spool.tickets(t.agent_dir / "spool")
     assert journal_records(t.agent_dir, t.session_id)[-1]["t"] == "removed"
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        # Every part is in S3, the upload is not completed yet.
+        "ocap_agent.upload.transfer.Transfer:_complete",
+        # CompleteMultipartUpload succeeded; the journal has not recorded the object yet.
+        "ocap_agent.upload.transfer.Transfer:_record_object",
+    ],
+)
+def test_power_cut_that_loses_the_unsynced_part_records_loses_nothing(
+    private_s3: PrivateS3, s3_private_env: dict[str, str], tmp_path: Path, target: str
+) -> None:
+    """Part records are fsync'd in groups, so a power cut may take the newest ones with it.
+    Worse than any real cut: every part record is dropped. The next run sends or adopts
+    what the journal no longer proves, and the session arrives intact."""
+    s3 = private_s3.client()
+    bucket = f"powercut-{os.getpid()}-{abs(hash(target)) % 10000}"
+    s3.create_bucket(Bucket=bucket)
+    # One multipart file, so the crash point is reached by it and nothing else.
+    t = make_trial(tmp_path, "powercut_20261123T150000Z", {"screen.mkv": 12 * MIB}, bucket)
+    spool.enqueue(t.agent_dir / "spool", t.folder)
+
+    assert run_until_crash(target, t.config_path, s3_private_env) == 137
+    path = t.agent_dir / "uploads" / f"{t.session_id}.jsonl"
+    records = journal_records(t.agent_dir, t.session_id)
+    assert any(r["t"] == "part" for r in records)
+    path.write_text("".join(json.dumps(r) + "\n" for r in records if r["t"] != "part"))
+    assert local_intact(t)
+
+    drain(t)
+    assert lost_or_corrupted(s3, bucket, t) == []
+    assert not t.folder.exists()
+    assert journal_records(t.agent_dir, t.session_id)[-1]["t"] == "removed"

@@ -144,3 +144,21 @@ def test_crash_while_removing_the_local_copy_is_finished_by_the_next_run(
     assert proc.returncode == 0, proc.stderr
     assert not folder.exists()
     assert json.loads(proc.stdout)["manifest"]["user"] == "u1"
+
+
+def test_larger_files_parts_go_first_so_their_completion_overlaps_the_rest(u: UploadEnv) -> None:
+    # Listed small first on purpose: the order comes from the sizes, not the listing.
+    folder = u.make_session(files={"a.mcap": 11 * MIB, "b.mkv": 21 * MIB, "c.json": 10})
+    original = snapshot(folder)
+    opts = api_options(u, max_concurrency=2)
+    client, calls = counting_client(opts)
+    result = upload_session(folder, opts, client=client)
+
+    parts = [key.rsplit("/", 1)[1] for op, key in calls if op == "UploadPart"]
+    # Workers take parts in queue order; one may record its last part of b.mkv
+    # just after another records a.mcap's first, never more than one.
+    assert parts[:4] == ["b.mkv"] * 4, f"the larger file's parts are sent first: {parts}"
+    assert sorted(parts) == ["a.mcap"] * 3 + ["b.mkv"] * 5
+    stored = objects(u.s3, u.bucket)
+    assert all(stored[f"recordings/{SID}/{name}"] == data for name, data in original.items())
+    assert [f["name"] for f in result.manifest["files"]] == sorted(original)

@@ -87,3 +87,31 @@ def test_sessions_lists_journals(tmp_path: Path) -> None:
             j.append(PLAN)
     assert journal.sessions(tmp_path) == ["a", "b"]
     assert journal.sessions(tmp_path / "missing") == []
+
+
+def test_part_records_are_synced_in_groups_and_everything_else_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    j = journal.Journal(tmp_path, "s1")
+    j.append(PLAN)
+    j.append({"t": "mpu", "file": "a.mkv", "upload_id": "u1", "part_size": 8, "checksum_type": "FULL_OBJECT"})
+    synced: list[int] = []
+    monkeypatch.setattr(journal.os, "fsync", lambda fd: synced.append(len(j.path.read_bytes())))
+
+    def part(n: int) -> None:
+        j.append({"t": "part", "file": "a.mkv", "upload_id": "u1", "n": n, "etag": f"e{n}", "crc32": n})
+
+    for n in range(1, journal.PART_SYNC_EVERY):
+        part(n)
+    assert synced == []  # written (a killed process loses none) but not yet fsync'd
+    part(journal.PART_SYNC_EVERY)
+    assert len(synced) == 1
+    part(journal.PART_SYNC_EVERY + 1)
+    j.append({"t": "object", "file": "a.mkv", "size": 8, "crc32": 1, "s3_checksum": "x"})
+    # The object record's fsync covers the part written before it.
+    assert len(synced) == 2 and synced[-1] == len(j.path.read_bytes())
+    part(journal.PART_SYNC_EVERY + 2)
+    j.close()  # what is still unsynced is synced on close
+    assert len(synced) == 3
+    state = journal.load(tmp_path, "s1")
+    assert len(state.file("a.mkv").parts) == journal.PART_SYNC_EVERY + 2

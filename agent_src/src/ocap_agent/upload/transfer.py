@@ -139,20 +139,32 @@ class Transfer:
 
     # -- the session -----------------------------------------------------
     def run(self, jobs: list[FileJob]) -> list[ObjectInfo]:
-        """Upload and verify every job; raise the first UploadError after stopping the rest."""
+        """Upload and verify every job; raise the first UploadError after stopping the rest.
+
+        Files go largest first, and a file's parts are queued only once the larger
+        files' parts are: the completion of a big object (which S3 may take a while
+        over, and versitygw spends a read of the whole object on) then overlaps the
+        sending of the smaller files, instead of ending the upload with every
+        connection idle. Results come back in the order of JOBS.
+        """
         if not jobs:
             return []
+        order = sorted(range(len(jobs)), key=lambda i: -jobs[i].local.size)
+        queued = [threading.Event() for _ in order]
         with (
             ThreadPoolExecutor(self.opts.concurrency, thread_name_prefix="part") as parts,
             ThreadPoolExecutor(min(4, len(jobs)), thread_name_prefix="file") as files,
         ):
             self._parts_pool = parts
-            futures = [files.submit(self._one, job) for job in jobs]
+            futures: dict[int, Future[ObjectInfo]] = {}
+            for rank, i in enumerate(order):
+                after = queued[rank - 1] if rank else None
+                futures[i] = files.submit(self._one, jobs[i], after, queued[rank])
             results: list[ObjectInfo] = []
             failures: list[BaseException] = []
-            for fut in futures:
+            for i in range(len(jobs)):
                 try:
-                    results.append(fut.result())
+                    results.append(futures[i].result())
                 except BaseException as exc:
                     self.stop.set()
                     failures.append(exc)
@@ -160,9 +172,12 @@ class Transfer:
             raise _first_cause(failures)
         return results
 
-    def _one(self, job: FileJob) -> ObjectInfo:
+    def _one(self, job: FileJob, after: threading.Event | None, queued: threading.Event) -> ObjectInfo:
+        """Upload JOB once AFTER is set (the larger files' parts are queued); set QUEUED when its are."""
         try:
-            return self._upload_and_verify(job)
+            if after is not None:
+                after.wait()
+            return self._upload_and_verify(job, queued)
         except errors.UploadError:
             raise
         except _Cancelled:
@@ -171,16 +186,19 @@ class Transfer:
             raise errors.from_local(exc, f"reading {job.local.path}") from None
         except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
             raise errors.from_s3(exc, bucket=self.bucket, key=job.key) from None
+        finally:
+            queued.set()  # done, failed or nothing to send: the next file must not wait
 
-    def _upload_and_verify(self, job: FileJob) -> ObjectInfo:
+    def _upload_and_verify(self, job: FileJob, queued: threading.Event) -> ObjectInfo:
         fp = self.journal.state.file(job.local.name)
         if fp.crc32 is None:
             if job.local.size <= self.opts.part_size:
+                queued.set()  # one request, no parts to queue
                 self._single(job)
             else:
                 for attempt in (1, 2):
                     try:
-                        self._multipart(job)
+                        self._multipart(job, queued)
                         break
                     except UploadVanished:
                         self.journal.append(
@@ -303,7 +321,7 @@ class Transfer:
             raise errors.from_s3(exc, bucket=self.bucket, key=key, action="ListParts") from None
         return out
 
-    def _multipart(self, job: FileJob) -> None:
+    def _multipart(self, job: FileJob, queued: threading.Event) -> None:
         name, size = job.local.name, job.local.size
         fp = self.journal.state.file(name)
         keep: set[int] = set()
@@ -349,15 +367,19 @@ class Transfer:
             )
         upload_id = self.journal.state.file(name).upload_id
         self.progress.add(sum(min(part_size, size - (n - 1) * part_size) for n in keep))
-        self._send_parts(job, upload_id, part_size, [n for n in range(1, count + 1) if n not in keep])
+        missing = [n for n in range(1, count + 1) if n not in keep]
+        self._send_parts(job, upload_id, part_size, missing, queued)
         self._complete(job, upload_id, part_size, count)
 
-    def _send_parts(self, job: FileJob, upload_id: str, part_size: int, numbers: list[int]) -> None:
+    def _send_parts(
+        self, job: FileJob, upload_id: str, part_size: int, numbers: list[int], queued: threading.Event
+    ) -> None:
         assert self._parts_pool is not None
         file_stop = threading.Event()
         futures: list[Future[None]] = [
             self._parts_pool.submit(self._send_part, job, upload_id, n, part_size, file_stop) for n in numbers
         ]
+        queued.set()
         failures: list[BaseException] = []
         for fut in futures:
             try:
