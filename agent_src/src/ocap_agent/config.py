@@ -141,6 +141,9 @@ class UploadConfig:
     update_state: bool = True  # move the session row to Uploaded (best effort)
     # `uploads recover`: abort unknown multipart uploads of other sessions only when older.
     orphan_age_h: float = 168.0
+    # `uploads run` deletes the journals of sessions verified in S3 and removed (or kept
+    # by keep_local) longer ago than this; they list as "done" until then. 0: keep them all.
+    journal_retention_days: float = 30.0
 
 
 @dataclass(frozen=True)

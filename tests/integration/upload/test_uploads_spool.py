@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import time
 from typing import Any
 
 import pytest
 
 from ocap_agent import spool
+from ocap_agent.upload import journal, runner
 from ocap_agent.upload.uploader import upload_session
 from tests.integration.upload.conftest import UploadEnv, api_options
 from tests.integration.upload.support import MIB, objects, run_agent_inprocess, snapshot
@@ -150,3 +153,31 @@ def test_unreachable_s3_keeps_the_session_queued_for_a_later_run(u: UploadEnv) -
     assert snapshot(folder) == original
     assert uploads(u, "run").returncode == 0  # S3 is back
     assert spool.tickets(spool_dir) == []
+
+
+def test_run_deletes_only_old_journals_of_finished_sessions(u: UploadEnv) -> None:
+    opts = api_options(u, journal_retention_days=30)
+    old_done = u.make_session(name="old-done_20261001T100000Z", files={"r.mkv": 1000})
+    new_done = u.make_session(name="new-done_20261120T100000Z", files={"r.mkv": 1000})
+    for folder in (old_done, new_done):
+        upload_session(folder, opts, client=counting_client(opts)[0])
+    # An interrupted one: its journal proves parts and must stay, however old.
+    stuck = u.make_session(name="old-stuck_20261001T110000Z", files={"r.mkv": 12 * MIB})
+    crashing, _ = counting_client(opts, crash_on_part=2)
+    with pytest.raises(SimulatedCrash):
+        upload_session(stuck, api_options(u, max_concurrency=1), client=crashing)
+    month_ago = time.time() - 31 * 86400
+    for sid in (old_done.name, stuck.name):
+        os.utime(journal.path_for(opts.journal_dir, sid), (month_ago, month_ago))
+
+    assert runner.prune_journals(api_options(u, journal_retention_days=0)) == [], "0 keeps every journal"
+    assert runner.prune_journals(opts) == [old_done.name]
+    assert sorted(journal.sessions(opts.journal_dir)) == sorted([new_done.name, stuck.name])
+    assert not (opts.journal_dir / f"{old_done.name}.lock").exists()
+    assert snapshot(stuck), "the interrupted session's files are untouched"
+
+
+def test_journal_retention_is_checked(u: UploadEnv) -> None:
+    proc = uploads(u, "run", journal_retention_days=-1)
+    assert proc.returncode != 0
+    assert "upload.journal_retention_days" in proc.stderr

@@ -41,6 +41,7 @@ class Options:
     state_table: str = ""  # empty: do not touch the state table
     state_endpoint_url: str = ""
     orphan_age_s: float = 168 * 3600.0
+    journal_retention_s: float = 30 * 86400.0  # 0: keep every journal
 
     def part_size_for(self, size: int) -> int:
         """The configured part size, grown when a file would need more than 10,000 parts."""
@@ -84,6 +85,7 @@ def from_config(
     _check_range("upload.read_timeout_s", up.read_timeout_s, 0.1, 3600, " seconds")
     _check_range("upload.progress_interval_s", up.progress_interval_s, 0.1, 3600, " seconds")
     _check_range("upload.orphan_age_h", up.orphan_age_h, 0, 24 * 3650, " hours")
+    _check_range("upload.journal_retention_days", up.journal_retention_days, 0, 3650, " days (0: keep all)")
     if up.checksum_type not in CHECKSUM_TYPES:
         raise errors.InvalidSetting(
             f"upload.checksum_type: expected one of {', '.join(CHECKSUM_TYPES)}, got {up.checksum_type!r}"
@@ -111,4 +113,5 @@ def from_config(
         state_table=cfg.state.table if (use_state_table and up.update_state) else "",
         state_endpoint_url=cfg.aws.endpoint_url,
         orphan_age_s=up.orphan_age_h * 3600,
+        journal_retention_s=up.journal_retention_days * 86400,
     )

@@ -4,6 +4,8 @@
   A session that fails keeps its ticket with the reason; a failure that looks
   like the network or S3 being down ends the pass (the next scheduled run picks
   up), one that needs a person (no bucket, no permission) lets the others go on.
+  Then the journals of sessions finished longer than ``upload.journal_retention_days``
+  ago are deleted, so a workstation's data folder does not grow without end.
 - ``status``: what is queued, in flight, done or failed, with sizes.
 - ``recover``: seed 002's manual list-multipart-uploads / list-parts /
   complete-multipart-upload, done only where the journal proves every part.
@@ -11,8 +13,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -82,7 +86,48 @@ def run(
             continue
         spool.remove(ticket)
         outcomes.append(Outcome(sid, "uploaded", result.manifest_key))
+    prune_journals(opts)
     return outcomes
+
+
+def prune_journals(opts: Options, *, now: float | None = None) -> list[str]:
+    """Delete the journals of finished sessions older than the retention; return their ids.
+
+    Finished: verified in S3 and the local copy removed (or kept by config). A
+    queued, interrupted or locked session keeps its journal, whatever its age:
+    the journal is what proves its parts.
+    """
+    if opts.journal_retention_s <= 0:
+        return []
+    cutoff = (now if now is not None else time.time()) - opts.journal_retention_s
+    queued = {t.session_id for t in spool.tickets(opts.spool_dir)}
+    pruned: list[str] = []
+    for sid in journal.sessions(opts.journal_dir):
+        path = journal.path_for(opts.journal_dir, sid)
+        try:
+            old = path.stat().st_mtime < cutoff
+        except FileNotFoundError:
+            continue
+        if not old or sid in queued:
+            continue
+        try:
+            with lock.hold(opts.journal_dir, sid):
+                st = journal.load(opts.journal_dir, sid)
+                if not (st.complete and st.removed):
+                    continue
+                path.unlink()
+                # While held, so no other process holds it: one that opens the name
+                # afterwards gets a new file. Windows refuses to delete an open file: kept.
+                with contextlib.suppress(OSError):
+                    lock.path_for(opts.journal_dir, sid).unlink()
+        except errors.Busy:
+            continue  # being uploaded again right now
+        except (OSError, errors.UploadError) as exc:
+            log.warning("could not delete the old upload journal %s: %s", path, exc)
+            continue
+        pruned.append(sid)
+        log.info("deleted the upload journal of session %s (finished, older than the retention)", sid)
+    return pruned
 
 
 # -- status ---------------------------------------------------------------
