@@ -159,9 +159,12 @@ options:
     type: dict
     suboptions:
       http_tokens:
-        description: V(required) is IMDSv2 only.
+        description:
+          - V(required) is IMDSv2 only, the one value accepted.
+          - IMDSv1 (V(optional)) would let any process on the workstation that can be tricked into
+            one GET read the instance role's credentials, so a release never turns it on.
         type: str
-        choices: [required, optional]
+        choices: [required]
         default: required
       http_put_response_hop_limit:
         description: Hop limit for metadata responses (1 keeps tokens on the instance).
@@ -391,7 +394,7 @@ ARGUMENT_SPEC: dict[str, Any] = dict(
     metadata_options=dict(
         type="dict",
         options=dict(
-            http_tokens=dict(type="str", choices=["required", "optional"], default="required"),
+            http_tokens=dict(type="str", choices=["required"], default="required"),
             http_put_response_hop_limit=dict(type="int", default=1),
             instance_metadata_tags=dict(type="str", choices=["enabled", "disabled"], default="disabled"),
         ),

@@ -8,7 +8,9 @@ deliberately bad bucket (seed 001's public-read setup) and a good one in moto.
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
 from typing import Any
 
 import ansible.module_utils
@@ -104,8 +106,32 @@ def test_the_release_modules_template_data_requires_imdsv2() -> None:
     assert checks.launch_template_problems(data) == []
 
 
+def test_release_module_refuses_imdsv1() -> None:
+    env = {**os.environ, "ANSIBLE_CONFIG": str(iam.ROOT / "ansible.cfg")}
+    args = json.dumps(
+        {
+            "name": "ws",
+            "image_id": "ami-1",
+            "version": "1.0.0",
+            "instance_type": "g4dn.xlarge",
+            "metadata_options": {"http_tokens": "optional"},
+        }
+    )
+    proc = subprocess.run(
+        ["ansible", "localhost", "-m", "ec2_image_release", "-a", args],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=iam.ROOT,
+    )
+    assert proc.returncode != 0
+    assert "http_tokens" in proc.stdout and "required" in proc.stdout, proc.stdout
+
+
 def test_template_data_with_imdsv1_fails() -> None:
-    # ec2_image_release accepts metadata_options.http_tokens=optional; the check refuses the result.
+    # The module refuses http_tokens=optional (above); the check refuses a template that
+    # has it anyway, whatever built it.
     params = {"name": "ws", "instance_type": "g4dn.xlarge", "metadata_options": {"http_tokens": "optional"}}
     problems = checks.launch_template_problems(build_data(params, IMAGE, "1.0.0"))
     assert len(problems) == 1 and "HttpTokens is 'optional'" in problems[0]

@@ -1,4 +1,4 @@
-"""The agent's dependencies are pinned, at the project's versions, and the image installs those pins."""
+"""What the image build hands the agent role: pinned dependencies, and the names bootstrap created."""
 
 from __future__ import annotations
 
@@ -41,7 +41,8 @@ def test_agent_lock_pins_every_dependency_at_the_project_version() -> None:
     assert not differ, f"agent pins differ from requirements.lock (agent, project): {differ}; run `make lock`"
 
 
-def test_image_build_installs_the_agent_lock() -> None:
+def build_var(name: str) -> object:
+    """NAME as the playbooks see it (playbooks/group_vars applied)."""
     # Ad-hoc runs load the JSON callback only when asked to.
     env = {
         **os.environ,
@@ -49,23 +50,22 @@ def test_image_build_installs_the_agent_lock() -> None:
         "ANSIBLE_STDOUT_CALLBACK": "json",
         "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
     }
+    argv = ["ansible", "--playbook-dir", str(ROOT / "playbooks"), "localhost"]
     out = subprocess.run(
-        [
-            "ansible",
-            "--playbook-dir",
-            str(ROOT / "playbooks"),
-            "localhost",
-            "-m",
-            "ansible.builtin.debug",
-            "-a",
-            "var=agent_pip_constraints",
-        ],
+        [*argv, "-m", "ansible.builtin.debug", "-a", f"var={name}"],
         env=env,
         capture_output=True,
         text=True,
         check=True,
         cwd=ROOT,
     ).stdout
-    result = json.loads(out)["plays"][0]["tasks"][0]["hosts"]["localhost"]
+    return json.loads(out)["plays"][0]["tasks"][0]["hosts"]["localhost"][name]
+
+
+def test_image_build_installs_the_agent_lock() -> None:
     lock = pins(ROOT / "agent_src" / "requirements.lock")
-    assert result["agent_pip_constraints"] == [f"{n}=={v}" for n, v in lock.items()]
+    assert build_var("agent_pip_constraints") == [f"{n}=={v}" for n, v in lock.items()]
+
+
+def test_agent_uploads_under_the_prefix_bootstrap_grants() -> None:
+    assert build_var("agent_upload_key_prefix") == build_var("ocap_recordings_prefix") == "recordings"
