@@ -35,6 +35,17 @@ options:
     description: Name of the DynamoDB state table (defined in C(ocap_agent.state)).
     type: str
     required: true
+  state:
+    description:
+      - V(present) reconciles the pool to its desired size.
+      - V(absent) removes the pool - every idle instance is terminated (its row retired first, so a
+        concurrent claim wins or the termination does, never both) and the unserved demand count is reset.
+        Busy instances keep running until their sessions end; run again then to remove them (the result
+        lists them in RV(pool.counts)).
+      - With V(absent), no launch template or size option is needed.
+    type: str
+    choices: [present, absent]
+    default: present
   launch_template_id:
     description: ID of the launch template instances are launched from.
     type: str
@@ -145,6 +156,12 @@ EXAMPLES = r"""
     max_replacements: 20
     replace_batch_size: 10
 
+- name: Remove a pool (instances in use stay until their sessions end)
+  ec2_instance_pool:
+    name: recording
+    state_table: ocap-workstations-dev-state
+    state: absent
+
 - name: What would a reconcile change? (run the play with --check --diff)
   ec2_instance_pool:
     name: recording
@@ -241,6 +258,7 @@ from ansible.module_utils.ocap_pool import (
     classify,
     counts,
     plan,
+    plan_removal,
     predict,
 )
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
@@ -553,8 +571,64 @@ class Pool:
                 continue  # it finished just now
 
     # -- the run -----------------------------------------------------------------
+    def remove(self) -> dict[str, Any]:
+        """state=absent: terminate the idle instances and reset the demand count; busy ones stay."""
+        members, _ = self.observe()
+        demand = rows.read_demand(self.table, self.name)
+        before = counts(members)
+        removal = plan_removal(members)
+        changed = not removal.empty or demand > 0
+        if self.module.check_mode:
+            self.actions.update(terminated=dict(removal.terminate), rows_retired=removal.retire_rows)
+        else:
+            self.retire_rows(removal.retire_rows)
+            self.terminate(removal.terminate, {m.instance_id: m for m in members})
+            if demand:
+                rows.consume_demand(self.table, self.name, demand)
+        # Whatever a concurrent claim won (not terminated) is still there, now busy.
+        gone = {*self.actions["terminated"], *self.actions["rows_retired"]}
+        after_members = [m for m in members if m.instance_id not in gone]
+        busy = [m.instance_id for m in after_members if classify(m) != "gone"]
+        if busy:
+            self.module.warn(
+                f"pool {self.name}: {len(busy)} instance(s) still running ({', '.join(busy[:10])}): "
+                "in use or claimed meanwhile; run again once their sessions end"
+            )
+        after = counts(after_members)
+        calls = dict(sorted(self.calls.items()))
+        calls["total"] = sum(self.calls.values())
+        return {
+            "changed": changed,
+            "pool": {
+                "name": self.name,
+                "launch_template_id": "",
+                "template_version": 0,
+                "desired": 0,
+                "counts": after,
+                "unserved_demand": 0,
+            },
+            "instances": [
+                {
+                    "instance_id": m.instance_id,
+                    "situation": classify(m),
+                    "state": m.state,
+                    "ec2_state": m.ec2_state,
+                    "version": m.version,
+                    "subnet_id": m.subnet_id,
+                }
+                for m in after_members
+                if classify(m) != "gone"
+            ],
+            "actions": self.actions,
+            "api_calls": calls,
+            "rounds": 1,
+            "diff": {"before": before, "after": after},
+        }
+
     def run(self) -> dict[str, Any]:
         params = self.module.params
+        if params["state"] == "absent":
+            return self.remove()
         scaling = self.scaling()
         self.resolve_template()
         members, _ = self.observe()
@@ -660,6 +734,7 @@ def main() -> None:
     argument_spec = dict(
         name=dict(type="str", required=True),
         state_table=dict(type="str", required=True),
+        state=dict(type="str", choices=["present", "absent"], default="present"),
         launch_template_id=dict(type="str"),
         launch_template_name=dict(type="str"),
         template_version=dict(type="str", default="latest"),
@@ -685,7 +760,10 @@ def main() -> None:
             ["warm_size", "min_size"],
             ["warm_size", "target_busy"],
         ],
-        required_one_of=[["launch_template_id", "launch_template_name"], ["warm_size", "min_size"]],
+        required_if=[
+            ["state", "present", ["launch_template_id", "launch_template_name"], True],
+            ["state", "present", ["warm_size", "min_size"], True],
+        ],
     )
     if not HAS_OCAP:
         module.fail_json(

@@ -263,6 +263,23 @@ def plan(
     return p
 
 
+def plan_removal(members: Iterable[Member]) -> Plan:
+    """``state: absent``: every idle instance goes, rows of gone instances are retired.
+
+    A busy instance is never in the plan: it stays until its session is over
+    (the broker's release makes it idle), and the next run removes it.
+    """
+    p = Plan()
+    for m in sorted(members, key=lambda m: m.instance_id):
+        kind = classify(m)
+        if kind == "gone":
+            if m.state not in (None, "Retired"):
+                p.retire_rows.append(m.instance_id)
+        elif kind != "busy":
+            p.terminate[m.instance_id] = "pool removed (state=absent)"
+    return p
+
+
 def counts(members: Iterable[Member]) -> dict[str, dict[str, int]]:
     """Counts per situation and per template version: the shape of the module's diff."""
     kinds: Counter[str] = Counter()

@@ -4,10 +4,12 @@
     python -m bench.upload --mkv-mib 256 --mcap-mib 16 --rounds 3
 
 Starts a private versitygw over a temp dir, writes an incompressible session
-(random bytes, like encoded video), runs each contender on it in turn (round
-robin, so a noisy neighbour hurts all alike), deletes what each uploaded, and
-prints wall time, throughput, ours/each ratios (median of the rounds) and
-ours' peak memory. Everything it creates is deleted at the end.
+(random bytes, like encoded video), builds an environment like the image's
+for the Python contenders (agent_env), runs each contender on it in turn
+(round robin, so a noisy neighbour hurts all alike), deletes what each
+uploaded, and prints wall time, throughput, client and server CPU, ours/each
+ratios (median of the rounds) and ours' peak memory. Everything it creates is
+deleted at the end.
 """
 
 from __future__ import annotations

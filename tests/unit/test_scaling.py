@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from module_utils.ocap_pool import Member, Scaling, classify, counts, desired_size, plan, predict, spread
+from module_utils.ocap_pool import (
+    Member,
+    Scaling,
+    classify,
+    counts,
+    desired_size,
+    plan,
+    plan_removal,
+    predict,
+    spread,
+)
 
 SEED = Scaling(min_size=50, max_size=1000, target_busy=0.6, step_min=5, step_max=100)
 
@@ -221,3 +231,21 @@ def test_diff_counts_and_prediction() -> None:
     p = plan(members, template_id="lt-1", version=2, scaling=Scaling(warm_size=2), replace_budget=5)
     after = counts(predict(members, p, 2, "lt-1"))
     assert after == {"states": {"warm": 2}, "versions": {"2": 2}}
+
+
+def test_removal_terminates_every_idle_instance_and_never_a_busy_one() -> None:
+    members = [
+        Member("i-busy", "InUse", "running", 1, "lt-1", False),
+        Member("i-claimed", "Claimed", "stopped", 1, "lt-1", False),
+        Member("i-warm", "Healthy", "stopped", 1, "lt-1", True),
+        Member("i-cold", "WarmingUp", "stopped", 1, "lt-1", False),
+        Member("i-failed", "Unhealthy", "running", 1, "lt-1", False),
+        Member("i-orphan", None, "running", 1, "lt-1", False),
+        Member("i-gone", "Healthy", None, 1, "lt-1", True),
+        Member("i-retired", "Retired", None, 1, "lt-1", False),
+    ]
+    p = plan_removal(members)
+    assert sorted(p.terminate) == ["i-cold", "i-failed", "i-orphan", "i-warm"]
+    assert p.retire_rows == ["i-gone"]
+    assert not p.launch and not p.start and not p.stop
+    assert plan_removal([m for m in members if m.instance_id in ("i-busy", "i-retired")]).empty

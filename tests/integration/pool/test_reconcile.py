@@ -19,6 +19,7 @@ from ocap_agent import state
 from ocap_agent.broker import Broker, BrokerSettings, claim, release, rows
 from tests.fakes.instance_sim import InstanceSim
 from tests.integration.pool import helpers
+from tests.integration.release import harness
 
 
 @pytest.fixture()
@@ -202,3 +203,57 @@ def test_the_playbook_fills_every_pool_and_its_dry_run_then_changes_nothing(
     dry = helpers.run_playbook("playbooks/pool.yml", extra, "--check", "--diff")
     assert dry.returncode == 0, dry.stdout[-3000:]
     assert "changed=0" in dry.stdout
+
+    # One pool removed by its definition; the other is left as it is.
+    removal = {**extra, "pool_definitions": [{"name": pools[0]["name"], "state": "absent"}, pools[1]]}
+    gone = helpers.run_playbook("playbooks/pool.yml", removal)
+    assert gone.returncode == 0, gone.stdout[-3000:]
+    assert list(rows.pool_instances(table, pools[0]["name"])) == []
+    assert len(list(rows.pool_instances(table, pools[1]["name"]))) == pools[1]["warm_size"]
+
+
+def test_state_absent_removes_idle_instances_and_leaves_sessions_alone(world: dict[str, Any]) -> None:
+    c, table, pool, broker = world["c"], world["table"], world["pool"], world["broker"]
+    ids = helpers.fill_warm(c["ec2"], table, pool, world["template"], 3)
+    session = claim(broker, pool, "ann")
+    in_use = session["instance_id"]
+    table.transition(state.instance_key(in_use), state.InstanceState.IN_USE)
+    rows.record_demand(table, pool)
+    idle = sorted(set(ids) - {in_use})
+    # No template or size: removing a pool needs only its name and table.
+    absent = {"name": pool, "state_table": table.table, "state": "absent"}
+
+    dry = helpers.call_module(absent, check=True, diff=True)
+    assert dry["changed"] is True, dry.get("msg")
+    assert sorted(dry["actions"]["terminated"]) == idle
+    assert dry["diff"]["after"] == {"states": {"busy": 1}, "versions": {"1": 1}}
+    assert set(ec2_states(c["ec2"], ids).values()) == {"stopped", "running"}, "check mode changes nothing"
+
+    result = helpers.call_module(absent, diff=True)
+    assert result["changed"] is True, result.get("msg")
+    assert sorted(result["actions"]["terminated"]) == idle
+    assert set(ec2_states(c["ec2"], idle).values()) <= {"shutting-down", "terminated"}
+    assert ec2_states(c["ec2"], [in_use]) == {in_use: "running"}
+    assert table.get(state.instance_key(in_use))["session_id"] == session["session_id"]
+    assert any("run again once their sessions end" in w for w in harness.warnings(result))
+    assert rows.read_demand(table, pool) == 0
+
+    again = helpers.call_module(absent)
+    assert again["changed"] is False and again["actions"]["terminated"] == {}
+
+    release(broker, session["session_id"])
+    last = helpers.call_module(absent, diff=True)
+    assert list(last["actions"]["terminated"]) == [in_use]
+    assert last["diff"]["after"] == {"states": {}, "versions": {}}
+    assert list(rows.pool_instances(table, pool)) == []
+    assert helpers.call_module(absent)["changed"] is False
+
+
+def test_state_present_still_needs_a_template_and_a_size(world: dict[str, Any]) -> None:
+    bare = {"name": world["pool"], "state_table": world["table"].table}
+    no_template = helpers.call_module(bare)
+    assert no_template.get("failed") is True
+    assert "launch_template_id, launch_template_name" in no_template["msg"]
+    no_size = helpers.call_module({**bare, "launch_template_id": world["template"]})
+    assert no_size.get("failed") is True
+    assert "warm_size, min_size" in no_size["msg"]
