@@ -146,7 +146,12 @@ def outcomes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     }
     playbook = tmp / "play.yml"
     playbook.write_text(yaml.safe_dump([play], width=1000))
-    extra = {"ocap_version": "9.8.7", "ansible_python_interpreter": sys.executable}
+    # The play lives in a temp dir: the repository root (agent_src/requirements.lock, ...) is named.
+    extra = {
+        "ocap_version": "9.8.7",
+        "ocap_build_repo_root": str(ROOT),
+        "ansible_python_interpreter": sys.executable,
+    }
     env = dict(
         os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json"
     )
