@@ -11,7 +11,8 @@ it (seeded, so a failing run can be replayed):
 - ``corrupt``: one byte of the request body is flipped on the way (the server
   must refuse it: the CRC32 / payload hash no longer match).
 
-``schedule`` forces a fault on given request numbers (1-based), so that every
+``schedule`` forces a fault on given request numbers (1-based; a body fault
+on a request without a body moves to the next one with a body), so that every
 kind is exercised in a short run; ``counts`` tells how many of each were
 injected. Loopback only.
 
@@ -140,6 +141,7 @@ class FaultProxy:
         self.counts: collections.Counter[str] = collections.Counter()
         self.enabled = True
         self._rng = random.Random(seed)
+        self._pending: list[str] = []
         self._lock = threading.Lock()
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.proxy = self
@@ -151,8 +153,12 @@ class FaultProxy:
             self.counts["requests"] += 1
             if not self.enabled:
                 return ""
-            forced = self.schedule.get(self.counts["requests"])
-            if forced and (length > 0 or forced not in ("corrupt", "reset_mid_body")):
+            if scheduled := self.schedule.get(self.counts["requests"]):
+                self._pending.append(scheduled)
+            # A scheduled body fault waits for the next request that has a body, so
+            # the schedule holds whatever order the client's requests come in.
+            if self._pending and (length > 0 or self._pending[0] not in ("corrupt", "reset_mid_body")):
+                forced = self._pending.pop(0)
                 self.counts[forced] += 1
                 return forced
             x = self._rng.random()

@@ -15,7 +15,7 @@ import zlib
 _POLY = 0xEDB88320  # reflected CRC-32 (the one zlib, S3 and zip use)
 
 
-def crc32(data: bytes | memoryview, value: int = 0) -> int:
+def crc32(data: bytes | bytearray | memoryview, value: int = 0) -> int:
     return zlib.crc32(data, value)
 
 

@@ -106,6 +106,32 @@ def read_range(path: os.PathLike[str] | str, offset: int, length: int) -> bytes:
     return data
 
 
+class _PartBuffers(threading.local):
+    """One buffer per part worker, reused for every part of that size it sends.
+
+    A fresh bytes object per 16 MiB part cost page faults on every part: about
+    0.4 s of CPU per GiB, 10% of the client's work (measured with bench/upload).
+    A buffer is only reused once the request that sent it has returned.
+    """
+
+    buf: bytearray | None = None
+
+    def read(self, path: os.PathLike[str] | str, offset: int, length: int) -> bytearray:
+        buf = self.buf
+        if buf is None or len(buf) != length:
+            buf = bytearray(length)
+            if self.buf is None or length > len(self.buf):
+                self.buf = buf  # keep the full-size one; a file's short last part takes its own
+        with open(path, "rb") as f:
+            f.seek(offset)
+            got = f.readinto(buf)
+        if got != length:
+            raise errors.LocalFileError(
+                f"{path} is shorter than when the upload started: it changed meanwhile"
+            )
+        return buf
+
+
 def file_checksums(path: os.PathLike[str] | str, part_size: int) -> tuple[int, list[int]]:
     """The whole file's CRC32 and each PART_SIZE part's CRC32, in one read."""
     whole, parts = 0, []
@@ -136,6 +162,7 @@ class Transfer:
         self.bucket = opts.bucket
         self.stop = threading.Event()
         self._parts_pool: ThreadPoolExecutor | None = None
+        self._buffers = _PartBuffers()
 
     # -- the session -----------------------------------------------------
     def run(self, jobs: list[FileJob]) -> list[ObjectInfo]:
@@ -397,7 +424,7 @@ class Transfer:
             raise _Cancelled()
         offset = (n - 1) * part_size
         length = min(part_size, job.local.size - offset)
-        data = read_range(job.local.path, offset, length)
+        data = self._buffers.read(job.local.path, offset, length)
         crc = checksum.crc32(data)
         self.limiter.take(length)
         try:
