@@ -6,10 +6,10 @@
 Starts a private versitygw over a temp dir, writes an incompressible session
 (random bytes, like encoded video), builds an environment like the image's
 for the Python contenders (agent_env), runs each contender on it in turn
-(round robin, so a noisy neighbour hurts all alike), deletes what each
-uploaded, and prints wall time, throughput, client and server CPU, ours/each
-ratios (median of the rounds) and ours' peak memory. Everything it creates is
-deleted at the end.
+(round robin, starting one further each round, so a noisy neighbour hurts
+all alike), deletes what each uploaded, and prints wall time, throughput,
+client and server CPU, ours/each ratios (median of the rounds) and ours'
+peak memory. Everything it creates is deleted at the end.
 """
 
 from __future__ import annotations
@@ -120,9 +120,11 @@ def main(argv: list[str] | None = None) -> int:
                 work=work,
                 python=str(python),
             )
-            for c in round_contenders:
-                if args.only and c.name not in args.only:
-                    continue
+            chosen = [c for c in round_contenders if not args.only or c.name in args.only]
+            # The order rotates each round: no contender always runs right after the
+            # same one (whose writeback and garbage the server may still be working off).
+            shift = rnd % len(chosen) if chosen else 0
+            for c in chosen[shift:] + chosen[:shift]:
                 if why := c.available():
                     print(f"  skip {c.name}: {why}")
                     continue
