@@ -594,36 +594,7 @@ class Pool:
                 f"pool {self.name}: {len(busy)} instance(s) still running ({', '.join(busy[:10])}): "
                 "in use or claimed meanwhile; run again once their sessions end"
             )
-        after = counts(after_members)
-        calls = dict(sorted(self.calls.items()))
-        calls["total"] = sum(self.calls.values())
-        return {
-            "changed": changed,
-            "pool": {
-                "name": self.name,
-                "launch_template_id": "",
-                "template_version": 0,
-                "desired": 0,
-                "counts": after,
-                "unserved_demand": 0,
-            },
-            "instances": [
-                {
-                    "instance_id": m.instance_id,
-                    "situation": classify(m),
-                    "state": m.state,
-                    "ec2_state": m.ec2_state,
-                    "version": m.version,
-                    "subnet_id": m.subnet_id,
-                }
-                for m in after_members
-                if classify(m) != "gone"
-            ],
-            "actions": self.actions,
-            "api_calls": calls,
-            "rounds": 1,
-            "diff": {"before": before, "after": after},
-        }
+        return self.result(changed, before, after_members, desired=0, demand=0, rounds=1)
 
     def run(self) -> dict[str, Any]:
         params = self.module.params
@@ -697,18 +668,19 @@ class Pool:
             )
         if not self.module.check_mode:
             after_members = members
-        table = [
-            {
-                "instance_id": m.instance_id,
-                "situation": classify(m),
-                "state": m.state,
-                "ec2_state": m.ec2_state,
-                "version": m.version,
-                "subnet_id": m.subnet_id,
-            }
-            for m in after_members
-            if classify(m) != "gone"
-        ]
+        return self.result(changed, before, after_members, desired=last.desired, demand=demand, rounds=rounds)
+
+    def result(
+        self,
+        changed: bool,
+        before: dict[str, dict[str, int]],
+        after_members: list[Member],
+        *,
+        desired: int,
+        demand: int,
+        rounds: int,
+    ) -> dict[str, Any]:
+        """The module's result (see RETURN) for the pool as AFTER_MEMBERS describe it."""
         after = counts(after_members)
         calls = dict(sorted(self.calls.items()))
         calls["total"] = sum(self.calls.values())
@@ -718,11 +690,22 @@ class Pool:
                 "name": self.name,
                 "launch_template_id": self.template_id,
                 "template_version": self.version,
-                "desired": last.desired,
+                "desired": desired,
                 "counts": after,
                 "unserved_demand": demand,
             },
-            "instances": table,
+            "instances": [
+                {
+                    "instance_id": m.instance_id,
+                    "situation": classify(m),
+                    "state": m.state,
+                    "ec2_state": m.ec2_state,
+                    "version": m.version,
+                    "subnet_id": m.subnet_id,
+                }
+                for m in after_members
+                if classify(m) != "gone"
+            ],
             "actions": self.actions,
             "api_calls": calls,
             "rounds": rounds,
