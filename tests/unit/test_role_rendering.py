@@ -88,6 +88,11 @@ def _cases(wheel_dir: Path) -> dict[str, tuple[str, str, dict[str, Any]]]:
         "agent_wheel_other_version": ("preflight", "agent", {**PINS, "agent_wheel_path": other_wheel}),
         "agent_wheel_built": ("preflight", "agent", {**PINS, "agent_wheel_path": good_wheel}),
         "kiosk_admin": ("preflight", "kiosk_user", {"kiosk_user_groups": ["Users", "Administrators"]}),
+        "agent_kiosk_without_store": (
+            "preflight",
+            "agent",
+            {**PINS, "agent_wheel_path": good_wheel, "agent_kiosk_name": ""},
+        ),
     }
     for role in ("miniconda", "ocap", "aws_tools", "dcv", "kiosk_user", "scheduled_tasks"):
         cases[f"pinned_{role}"] = ("preflight", role, PINS)
@@ -183,6 +188,9 @@ def test_agent_config_file_is_accepted_by_the_agent_and_wired_to_the_other_roles
     # The image knows where recordings go and where its certificate comes from.
     assert cfg.upload.bucket
     assert cfg.certs.name
+    # The password researchers sign in with is set on the user DCV and the scheduled tasks use.
+    assert cfg.kiosk.user == "KioskUser"
+    assert (cfg.kiosk.store, cfg.kiosk.name) == ("ssm", "/ocap-workstations/dev/kiosk/password")
     assert cfg.logging.file == "C:\\ProgramData\\ocap-agent\\logs\\agent.jsonl"
 
 
@@ -199,6 +207,7 @@ def test_startup_task_runs_the_agent_steps_in_order_with_the_config(outcomes: di
     assert outcomes["startup_actions"] == [
         {"path": exe, "arguments": f"{config_arg} recover"},
         {"path": exe, "arguments": f"{config_arg} certs sync"},
+        {"path": exe, "arguments": f"{config_arg} kiosk sync"},
         {"path": exe, "arguments": f"{config_arg} warmup"},
         {"path": exe, "arguments": f"{config_arg} uploads run"},
     ]
@@ -242,6 +251,12 @@ def test_agent_preflight_takes_only_the_wheel_of_the_release_version(outcomes: d
         "agent_wheel_path must name ocap_agent-9.8.7-py3-none-any.whl"
         in outcomes["agent_wheel_other_version"]
     )
+
+
+def test_agent_preflight_wants_the_kiosk_password_parameter_with_a_kiosk_user(
+    outcomes: dict[str, Any],
+) -> None:
+    assert "agent_kiosk_name set when agent_kiosk_user is" in outcomes["agent_kiosk_without_store"]
 
 
 def test_kiosk_user_may_not_be_an_administrator(outcomes: dict[str, Any]) -> None:

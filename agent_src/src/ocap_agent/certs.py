@@ -32,9 +32,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ocap_agent import aws
+from ocap_agent import secret_store
 from ocap_agent.config import CertsConfig, Config, ConfigError
 from ocap_agent.fsutil import fsync_dir
+from ocap_agent.secret_store import StoreUnavailableError
 
 log = logging.getLogger("ocap_agent.certs")
 
@@ -45,10 +46,6 @@ LINUX_DCV_DIR = "/etc/dcv"
 REQUIRED = ("fullchain", "private_key", "not_after", "serial", "domains")
 # Well-known SIDs, so the ACL is right whatever the system's language: LocalSystem, Administrators.
 WINDOWS_KEY_READERS = ("*S-1-5-18", "*S-1-5-32-544")
-
-
-class StoreUnavailableError(RuntimeError):
-    """The store could not be reached or refused the read (network, permissions, throttling)."""
 
 
 class BundleError(ValueError):
@@ -138,30 +135,12 @@ def parse_bundle(text: str) -> Bundle:
 
 def fetch(cfg: Config) -> str | None:
     """The stored bundle's text, or None when the store has no such parameter/secret."""
-    import botocore.exceptions  # noqa: PLC0415 - boto is only needed when syncing
-
     certs = cfg.certs
     if not certs.name:
         raise ConfigError("certs.name: expected the SSM parameter or secret name holding the certificate")
-    if certs.store not in ("ssm", "secretsmanager"):
+    if certs.store not in secret_store.STORES:
         raise ConfigError(f"certs.store: expected 'ssm' or 'secretsmanager', got {certs.store!r}")
-    overrides = {"connect_timeout": certs.timeout_s, "read_timeout": certs.timeout_s}
-    try:
-        if certs.store == "ssm":
-            ssm = aws.client("ssm", cfg.aws, **overrides)
-            try:
-                resp = ssm.get_parameter(Name=certs.name, WithDecryption=True)
-            except ssm.exceptions.ParameterNotFound:
-                return None
-            return str(resp["Parameter"]["Value"])
-        sm = aws.client("secretsmanager", cfg.aws, **overrides)
-        try:
-            resp = sm.get_secret_value(SecretId=certs.name)
-        except sm.exceptions.ResourceNotFoundException:
-            return None
-        return str(resp.get("SecretString") or "")
-    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
-        raise StoreUnavailableError(f"{certs.store} {certs.name}: {exc}") from exc
+    return secret_store.fetch(certs.store, certs.name, cfg.aws, certs.timeout_s)
 
 
 def _restrict_windows_acl(path: Path) -> None:

@@ -21,6 +21,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "ocap_agent.commands.session_cmd",
     "ocap_agent.commands.recover_cmd",
     "ocap_agent.commands.certs_cmd",
+    "ocap_agent.commands.kiosk_cmd",
     "ocap_agent.commands.upload_cmd",
 )
 
@@ -28,7 +29,7 @@ COMMAND_MODULES: tuple[str, ...] = (
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ocap-agent",
-        description="Recording workstation agent: warm-up, sessions, upload, certificates.",
+        description="Recording workstation agent: warm-up, sessions, upload, certificates, kiosk user.",
     )
     parser.add_argument("--version", action="version", version=f"ocap-agent {__version__}")
     parser.add_argument(

@@ -172,6 +172,30 @@ class CertsConfig:
 
 
 @dataclass(frozen=True)
+class KioskConfig:
+    # The local user researchers sign in as (roles/kiosk_user); empty: no kiosk user
+    # is managed (`kiosk sync` does nothing, the warm-up does not check one).
+    user: str = ""
+    # Where its password is stored, read at every boot: "ssm" (SecureString) or
+    # "secretsmanager" (a plain string, or JSON with a "password" key).
+    store: str = "ssm"
+    name: str = ""
+    timeout_s: float = 10.0
+    # A stored password shorter than this is refused (the account keeps what it has).
+    min_length: int = 14
+
+    def __post_init__(self) -> None:
+        if self.store not in ("ssm", "secretsmanager"):
+            raise ConfigError(f"kiosk.store: expected 'ssm' or 'secretsmanager', got {self.store!r}")
+        if self.user and not self.name:
+            raise ConfigError(
+                f"kiosk.name: expected the SSM parameter or secret holding {self.user}'s password"
+            )
+        _positive("kiosk.timeout_s", self.timeout_s)
+        _at_least("kiosk.min_length", self.min_length, 8)
+
+
+@dataclass(frozen=True)
 class LoggingConfig:
     level: str = "INFO"
     file: str = ""  # default: <log_dir>/agent.jsonl
@@ -187,6 +211,7 @@ class Config:
     warmup: WarmupConfig = field(default_factory=WarmupConfig)
     upload: UploadConfig = field(default_factory=UploadConfig)
     certs: CertsConfig = field(default_factory=CertsConfig)
+    kiosk: KioskConfig = field(default_factory=KioskConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
 
 

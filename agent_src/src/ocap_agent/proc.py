@@ -313,30 +313,38 @@ def _acquire(fd: int, path: Path, timeout_s: float) -> None:
             except OSError:
                 if time.monotonic() > deadline:
                     raise LockTimeout(f"{path} is held by another agent process") from None
+    else:
+        _acquire_posix(fd, path, timeout_s)
 
-    def on_alarm(signum: int, frame: Any) -> None:
-        raise LockTimeout(f"{path} is held by another agent process for more than {timeout_s:.0f}s")
 
-    # A blocking flock interrupted by an interval timer: no polling. Only the
-    # main thread may take signals; elsewhere fall back to blocking forever.
-    if threading.current_thread() is not threading.main_thread():
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        return
-    old = signal.signal(signal.SIGALRM, on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, max(timeout_s, 0.001))
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
+def _acquire_posix(fd: int, path: Path, timeout_s: float) -> None:
+    if sys.platform == "win32":  # flock and SIGALRM exist on POSIX only
+        raise AssertionError("_acquire_posix on Windows")
+    else:
+
+        def on_alarm(signum: int, frame: Any) -> None:
+            raise LockTimeout(f"{path} is held by another agent process for more than {timeout_s:.0f}s")
+
+        # A blocking flock interrupted by an interval timer: no polling. Only the
+        # main thread may take signals; elsewhere fall back to blocking forever.
+        if threading.current_thread() is not threading.main_thread():
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            return
+        old = signal.signal(signal.SIGALRM, on_alarm)
+        signal.setitimer(signal.ITIMER_REAL, max(timeout_s, 0.001))
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, old)
 
 
 def _release(fd: int) -> None:
     if sys.platform == "win32":  # pragma: no cover - Windows only
         os.lseek(fd, 0, os.SEEK_SET)
         msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
-        return
-    fcntl.flock(fd, fcntl.LOCK_UN)
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
 
 
 # -- the CTRL_BREAK wrapper -----------------------------------------------------

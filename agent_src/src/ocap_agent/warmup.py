@@ -5,7 +5,9 @@ and grow, stops it gracefully, checks that both files were finalized, deletes
 them, and reports Healthy on the instance's row of the state table. Anything
 else is Unhealthy with the reason: the recorder crashed, logged HEALTH CHECK
 FAILED (even with exit code 0), produced no files in time, or had to be
-killed because it would not stop.
+killed because it would not stop. When a kiosk user is configured, an instance
+whose kiosk user is still disabled (no password was ever set) is Unhealthy
+too: a researcher could not sign in to it.
 
 It takes the session lock for its whole run, so a warm-up and a recording can
 never run two recorders at once.
@@ -22,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ocap_agent import identity, proc, recorder, sessions, state
+from ocap_agent import identity, kiosk, proc, recorder, sessions, state
 from ocap_agent.config import Config
 from ocap_agent.state import InstanceState, TransitionConflict, instance_key
 
@@ -96,8 +98,8 @@ def check_recorder(cfg: Config, root: Path) -> WarmupResult:
     )
 
 
-def run(cfg: Config) -> WarmupResult:
-    """The whole health check: lock, state row, recorder check, verdict on the row."""
+def run(cfg: Config, accounts: kiosk.Accounts | None = None) -> WarmupResult:
+    """The whole health check: lock, state row, sign-in and recorder checks, verdict on the row."""
     ident = identity.resolve(cfg.instance)
     with proc.exclusive_lock(sessions.lock_path(cfg), sessions.lock_timeout(cfg)):
         table = state.open_table(cfg)
@@ -113,7 +115,8 @@ def run(cfg: Config) -> WarmupResult:
                 claimed = _begin(table, pk, common)
             except _NotWarmable as exc:
                 return WarmupResult(False, str(exc))
-        result = check_recorder(cfg, scratch_root(cfg))
+        problem = kiosk.sign_in_problem(cfg, accounts)
+        result = WarmupResult(False, problem) if problem else check_recorder(cfg, scratch_root(cfg))
         log.info("warm-up %s", result.summary(), extra={"healthy": result.healthy, **result.timings})
         if table is not None:
             _finish(table, pk, common, result, claimed)

@@ -55,7 +55,7 @@ class Aws:
             )
 
         self.s3, self.ddb, self.iam = client("s3"), client("dynamodb"), client("iam")
-        self.ec2, self.route53 = client("ec2"), client("route53")
+        self.ec2, self.route53, self.ssm = client("ec2"), client("route53"), client("ssm")
 
 
 def tags(items: list[dict[str, str]]) -> dict[str, str]:
@@ -88,6 +88,12 @@ def snapshot(aws: Aws, out: dict[str, Any]) -> dict[str, Any]:
         snap["bucket"] = False
     zones = aws.route53.list_hosted_zones_by_name(DNSName=out["hosted_zone_name"])["HostedZones"]
     snap["zones"] = [z for z in zones if z["Name"] == out["hosted_zone_name"] + "."]
+    try:
+        snap["kiosk"] = aws.ssm.get_parameter(Name=out["kiosk_password_parameter"], WithDecryption=True)[
+            "Parameter"
+        ]
+    except aws.ssm.exceptions.ParameterNotFound:
+        snap["kiosk"] = None
     return snap
 
 
@@ -101,6 +107,11 @@ def details(aws: Aws, out: dict[str, Any], snap: dict[str, Any]) -> dict[str, An
             aws.route53.list_tags_for_resource(ResourceType="hostedzone", ResourceId=out["hosted_zone_id"])[
                 "ResourceTagSet"
             ]["Tags"]
+        ),
+        "kiosk password": tags(
+            aws.ssm.list_tags_for_resource(
+                ResourceType="Parameter", ResourceId=out["kiosk_password_parameter"]
+            )["TagList"]
         ),
     }
     for role in snap["roles"]:
@@ -148,6 +159,7 @@ def life(moto_server: stack.Server, tmp_path_factory: pytest.TempPathFactory) ->
     life["plain_http_put_run1"] = try_put(aws, out["bucket"])
 
     life["run2"] = playbook(env, "bootstrap", variables=base).ok()
+    life["after_run2"] = snapshot(aws, out)
 
     report = work / "teardown.json"
     life["teardown"] = playbook(
@@ -325,7 +337,7 @@ def test_the_security_group_opens_only_dcv_to_the_configured_cidrs(life: dict[st
 def test_everything_carries_the_project_and_environment_tags(life: dict[str, Any]) -> None:
     want = {"Project": PROJECT, "Environment": life["env"], "ManagedBy": "ocap-bootstrap"}
     found = life["details_run1"]["tags"]
-    assert len(found) == 4 + 3 + 1, sorted(found)
+    assert len(found) == 4 + 3 + 1 + 1, sorted(found)
     for what, have in found.items():
         assert want.items() <= have.items(), f"{what}: {have}"
 
@@ -338,10 +350,25 @@ def test_the_outputs_name_what_later_steps_need_and_hold_no_secrets(life: dict[s
     assert scan_text("outputs.json", life["outputs_text"]) == []
 
 
+def test_the_kiosk_password_is_random_secure_never_logged_and_never_overwritten(life: dict[str, Any]) -> None:
+    first, second = life["after_run1"]["kiosk"], life["after_run2"]["kiosk"]
+    assert first["Type"] == "SecureString" and first["Name"] == f"/{PROJECT}/{life['env']}/kiosk/password"
+    password = first["Value"]
+    assert len(password) == 24
+    for chars in ("abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ", "0123456789", "!#%+-=?@_"):
+        assert any(c in chars for c in password), chars  # Windows' complexity rules: every class
+    assert (second["Value"], second["Version"]) == (password, first["Version"])
+    assert password not in life["run1"].output + life["run2"].output + life["outputs_text"]
+    policy = json.dumps(life["policies"][f"{PROJECT}-{life['env']}-workstation"])
+    assert f":parameter/{PROJECT}/{life['env']}/kiosk/password" in policy
+
+
 # -- teardown -----------------------------------------------------------------
 def test_teardown_removes_what_bootstrap_made_and_says_what_it_kept(life: dict[str, Any]) -> None:
     snap = life["after_teardown"]
     assert snap["table"] is None and snap["roles"] == [] and snap["profiles"] == [] and snap["groups"] == []
+    assert snap["kiosk"] is None
+    assert f"ssm parameter {life['out']['kiosk_password_parameter']}" in life["teardown_report"]["removed"]
     assert snap["bucket"] and snap["zones"], "the bucket and the zone are kept by default"
     kept = "\n".join(life["teardown_report"]["kept"])
     assert f"recordings bucket {life['out']['bucket']}" in kept and "ocap_teardown_delete_bucket=true" in kept
