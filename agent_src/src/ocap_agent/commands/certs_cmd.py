@@ -13,26 +13,23 @@ import json
 import sys
 from typing import Any
 
-from ocap_agent import config, log
+from ocap_agent.commands import add_sync_command, load_with_logging
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("certs", help="TLS certificate for the desktop server")
-    actions = p.add_subparsers(dest="certs_action", metavar="ACTION")
-    actions.required = True
-    s = actions.add_parser(
-        "sync",
-        help="fetch the stored certificate and install dcv.pem/dcv.key when it changed",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    add_sync_command(
+        sub,
+        "certs",
+        group_help="TLS certificate for the desktop server",
+        sync_help="fetch the stored certificate and install dcv.pem/dcv.key when it changed",
+        doc=__doc__,
+        json_help="print the result as JSON (never key material)",
+        func=run_sync,
     )
-    s.add_argument("--json", action="store_true", help="print the result as JSON (never key material)")
-    s.set_defaults(func=run_sync)
 
 
 def run_sync(args: argparse.Namespace) -> int:
-    cfg = config.load(args.config)
-    log.setup(cfg.logging.level, cfg.logging.file or cfg.paths.resolved("log_dir") / "agent.jsonl")
+    cfg = load_with_logging(args)
     # Imported here: it pulls in boto3, which other commands would pay for.
     from ocap_agent import certs  # noqa: PLC0415
 

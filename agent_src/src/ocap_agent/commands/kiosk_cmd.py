@@ -14,26 +14,23 @@ import json
 import sys
 from typing import Any
 
-from ocap_agent import config, log
+from ocap_agent.commands import add_sync_command, load_with_logging
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("kiosk", help="the local user researchers sign in as")
-    actions = p.add_subparsers(dest="kiosk_action", metavar="ACTION")
-    actions.required = True
-    s = actions.add_parser(
-        "sync",
-        help="set the kiosk user's password from its store and enable the account",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    add_sync_command(
+        sub,
+        "kiosk",
+        group_help="the local user researchers sign in as",
+        sync_help="set the kiosk user's password from its store and enable the account",
+        doc=__doc__,
+        json_help="print the result as JSON (never the password)",
+        func=run_sync,
     )
-    s.add_argument("--json", action="store_true", help="print the result as JSON (never the password)")
-    s.set_defaults(func=run_sync)
 
 
 def run_sync(args: argparse.Namespace) -> int:
-    cfg = config.load(args.config)
-    log.setup(cfg.logging.level, cfg.logging.file or cfg.paths.resolved("log_dir") / "agent.jsonl")
+    cfg = load_with_logging(args)
     # Imported here: it pulls in boto3, which other commands would pay for.
     from ocap_agent import kiosk  # noqa: PLC0415
 

@@ -8,7 +8,7 @@ import sys
 from typing import Any
 
 from ocap_agent import config, proc, recover
-from ocap_agent.commands.warmup_cmd import setup_logging
+from ocap_agent.commands import setup_logging
 
 
 def register(sub: Any) -> None:

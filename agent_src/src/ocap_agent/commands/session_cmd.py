@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from ocap_agent import config, proc, sessions
-from ocap_agent.commands.warmup_cmd import setup_logging
+from ocap_agent.commands import setup_logging
 
 EXIT = {"started": 0, "already-recording": 0, "stopped": 0, "no-session": 0, "recovered": 0, "failed": 1}
 

@@ -7,17 +7,14 @@ import json
 import sys
 from typing import Any
 
-from ocap_agent import config, log
+from ocap_agent import config
+from ocap_agent.commands import setup_logging
 
 
 def register(sub: Any) -> None:
     p = sub.add_parser("warmup", help="health check: record briefly, stop, verify, report Healthy/Unhealthy")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=run)
-
-
-def setup_logging(cfg: config.Config) -> None:
-    log.setup(cfg.logging.level, cfg.logging.file or cfg.paths.resolved("log_dir") / "agent.jsonl")
 
 
 def run(args: argparse.Namespace) -> int:
