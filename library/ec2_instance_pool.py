@@ -98,6 +98,15 @@ options:
     description: Seconds to wait for launched or restarted instances to report Healthy; later ones fail.
     type: int
     default: 900
+  scale_in_cooldown:
+    description:
+      - Seconds after an instance's last start during which scale-in leaves it alone (like an Auto Scaling
+        group's cooldown). Capacity a burst of unserved claims just added is not removed by the next run,
+        which no longer sees that demand; an instance a session just gave back is kept for a while too.
+      - Failed, orphaned and outdated instances are replaced regardless. V(0) turns the cooldown off.
+      - The instances kept this way are listed in RV(pool.cooling).
+    type: int
+    default: 600
   poll_interval:
     description: Longest interval, in seconds, between two reads of the state table while waiting.
     type: float
@@ -202,6 +211,12 @@ pool:
       description: Claims that found no capacity and were counted into this run's scaling.
       type: int
       sample: 0
+    cooling:
+      description:
+        - Idle instances above the desired size, kept because they started within O(scale_in_cooldown).
+      type: list
+      elements: str
+      sample: ["i-0123456789abcdef0"]
 instances:
   description: The pool's table, one entry per instance, sorted by id.
   returned: always
@@ -381,10 +396,10 @@ class Pool:
                 # An open lease (e.g. the agent marked it Unhealthy mid-session):
                 # the release will hand it back; until then it is busy.
                 row_state = "Claimed"
-            if row is None and inst is not None:
-                launched = inst.get("LaunchTime")
-                if isinstance(launched, dt.datetime) and now - launched < ORPHAN_GRACE:
-                    row_state = "Provisioning"  # being launched by a concurrent run: leave it alone
+            launched = (inst or {}).get("LaunchTime")  # the last start, for a stopped-and-started one
+            started_at = launched if isinstance(launched, dt.datetime) else None
+            if row is None and started_at is not None and now - started_at < ORPHAN_GRACE:
+                row_state = "Provisioning"  # being launched by a concurrent run: leave it alone
             members.append(
                 Member(
                     instance_id=iid,
@@ -394,6 +409,7 @@ class Pool:
                     template_id=tags.get("aws:ec2launchtemplate:id") or (row or {}).get("template_id"),
                     warm=bool(row and rows.WARM_ATTR in row),
                     subnet_id=(inst or {}).get("SubnetId"),
+                    started_at=started_at,
                 )
             )
         return members, table_rows
@@ -412,6 +428,10 @@ class Pool:
         for opt in ("max_replacements", "replace_batch_size", "warmup_timeout"):
             if p[opt] < (0 if opt == "max_replacements" else 1):
                 errors.append(f"{opt}: expected a positive integer, got {p[opt]}")
+        if p["scale_in_cooldown"] < 0:
+            errors.append(
+                f"scale_in_cooldown: expected a number of seconds >= 0, got {p['scale_in_cooldown']}"
+            )
         if p["poll_interval"] <= 0:
             errors.append(f"poll_interval: expected a positive number of seconds, got {p['poll_interval']}")
         if errors:
@@ -623,6 +643,8 @@ class Pool:
                 demand=demand,
                 replace_budget=min(batch, budget),
                 subnets=params["subnet_ids"],
+                now=dt.datetime.now(dt.UTC),
+                scale_in_cooldown_s=params["scale_in_cooldown"],
             )
             if self.module.check_mode:
                 # Instances still warming up would be stopped and offered by a real run.
@@ -668,7 +690,15 @@ class Pool:
             )
         if not self.module.check_mode:
             after_members = members
-        return self.result(changed, before, after_members, desired=last.desired, demand=demand, rounds=rounds)
+        return self.result(
+            changed,
+            before,
+            after_members,
+            desired=last.desired,
+            demand=demand,
+            rounds=rounds,
+            cooling=last.cooling,
+        )
 
     def result(
         self,
@@ -679,6 +709,7 @@ class Pool:
         desired: int,
         demand: int,
         rounds: int,
+        cooling: list[str] | None = None,
     ) -> dict[str, Any]:
         """The module's result (see RETURN) for the pool as AFTER_MEMBERS describe it."""
         after = counts(after_members)
@@ -693,6 +724,7 @@ class Pool:
                 "desired": desired,
                 "counts": after,
                 "unserved_demand": demand,
+                "cooling": sorted(cooling or []),
             },
             "instances": [
                 {
@@ -731,6 +763,7 @@ def main() -> None:
         max_replacements=dict(type="int", default=10),
         replace_batch_size=dict(type="int", default=5),
         warmup_timeout=dict(type="int", default=900),
+        scale_in_cooldown=dict(type="int", default=600),
         poll_interval=dict(type="float", default=10),
         wait=dict(type="bool", default=True),
         tags=dict(type="dict", default={}),

@@ -21,6 +21,7 @@ Idle means warm, ready, warming or cold: capacity that no user holds.
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -51,6 +52,7 @@ class Member:
     template_id: str | None = None
     warm: bool = False
     subnet_id: str | None = None
+    started_at: dt.datetime | None = None  # EC2 LaunchTime: the instance's last start
 
 
 @dataclass(frozen=True)
@@ -154,6 +156,7 @@ class Plan:
     mark_warm: list[str] = field(default_factory=list)  # Healthy and already stopped
     retire_rows: list[str] = field(default_factory=list)
     waiting: list[str] = field(default_factory=list)  # already warming: wait, no change
+    cooling: list[str] = field(default_factory=list)  # above desired, kept: started within the cooldown
     replaced_outdated: int = 0
 
     @property
@@ -176,6 +179,7 @@ class Plan:
             "mark_warm": sorted(self.mark_warm),
             "retire_rows": sorted(self.retire_rows),
             "waiting": sorted(self.waiting),
+            "cooling": sorted(self.cooling),
         }
 
 
@@ -201,12 +205,19 @@ def plan(
     demand: int = 0,
     replace_budget: int = 0,
     subnets: Sequence[str] = (),
+    now: dt.datetime | None = None,
+    scale_in_cooldown_s: float = 0,
 ) -> Plan:
     """One round of reconciliation: pure, deterministic (ties broken by instance id).
 
     REPLACE_BUDGET is how many idle outdated instances may still be replaced
     in this round (rolling batch size, bounded by what is left of the run's
     maximum). A busy instance is never in any list of the plan.
+
+    Scale-in skips an idle instance started less than SCALE_IN_COOLDOWN_S
+    before NOW: capacity a demand burst just added (or a session just gave
+    back) is not removed by the next run, which no longer sees that demand.
+    Failed, orphaned and outdated instances go regardless.
     """
     members = sorted(members, key=lambda m: m.instance_id)
     kinds = {m.instance_id: classify(m) for m in members}
@@ -231,11 +242,22 @@ def plan(
         outdated = 0 if is_outdated(m, template_id, version) else 1
         return (outdated, SACRIFICE_ORDER[kinds[m.instance_id]], m.instance_id)
 
+    def cooling(m: Member) -> bool:
+        if now is None or m.started_at is None or scale_in_cooldown_s <= 0:
+            return False
+        return (now - m.started_at).total_seconds() < scale_in_cooldown_s
+
     removed: set[str] = set()
-    excess = current - p.desired
-    for m in sorted(idle, key=sacrifice_key)[: max(excess, 0)]:
+    excess = max(current - p.desired, 0)
+    for m in sorted(idle, key=sacrifice_key):
+        if excess <= 0:
+            break
+        if cooling(m):
+            p.cooling.append(m.instance_id)
+            continue
         p.terminate[m.instance_id] = "scale in"
         removed.add(m.instance_id)
+        excess -= 1
 
     # Rolling replacement: only idle instances, at most REPLACE_BUDGET per round.
     outdated = [m for m in sorted(idle, key=sacrifice_key) if m.instance_id not in removed]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
+
 import pytest
 
 from module_utils.ocap_pool import (
@@ -249,3 +252,36 @@ def test_removal_terminates_every_idle_instance_and_never_a_busy_one() -> None:
     assert p.retire_rows == ["i-gone"]
     assert not p.launch and not p.start and not p.stop
     assert plan_removal([m for m in members if m.instance_id in ("i-busy", "i-retired")]).empty
+
+
+def test_scale_in_leaves_recently_started_instances_alone_for_the_cooldown() -> None:
+    now = dt.datetime(2026, 12, 1, 12, 0, tzinfo=dt.UTC)
+
+    def started(m: Member, minutes_ago: float) -> Member:
+        return dataclasses.replace(m, started_at=now - dt.timedelta(minutes=minutes_ago))
+
+    # A burst grew the pool to 4 warm; the next run wants 1 again.
+    members = [started(warm("i-a"), 2), started(warm("i-b"), 3), started(warm("i-c"), 30), warm("i-d")]
+    p = plan(
+        members, template_id="lt-1", version=2, scaling=Scaling(warm_size=1), now=now, scale_in_cooldown_s=600
+    )
+    # Three too many, two removable (started long ago, or start unknown); the two fresh ones stay.
+    assert p.terminate == {"i-c": "scale in", "i-d": "scale in"}
+    assert p.cooling == ["i-a", "i-b"] and p.launch == 0
+    # Once the cooldown is over, or with it off, scale-in proceeds as before.
+    later = plan(
+        members, template_id="lt-1", version=2, scaling=Scaling(warm_size=1), now=now, scale_in_cooldown_s=60
+    )
+    assert set(later.terminate) == {"i-a", "i-b", "i-c"} and later.cooling == []
+    # Failed and outdated instances are replaced whatever their age.
+    fresh_bad = [started(Member("i-bad", "Unhealthy", "stopped", 2, "lt-1"), 1), started(warm("i-old", 1), 1)]
+    q = plan(
+        fresh_bad,
+        template_id="lt-1",
+        version=2,
+        scaling=Scaling(warm_size=1),
+        replace_budget=1,
+        now=now,
+        scale_in_cooldown_s=600,
+    )
+    assert set(q.terminate) == {"i-bad", "i-old"}

@@ -155,6 +155,16 @@ def test_unserved_claims_scale_the_pool_out(world: dict[str, Any]) -> None:
     assert result["pool"]["counts"]["states"] == {"warm": 5}
     assert rows.read_demand(table, pool) == 0
 
+    # The next run no longer sees the demand: within the cooldown it keeps the new capacity.
+    calm = helpers.call_module(args)
+    assert calm["changed"] is False, calm.get("msg")
+    assert calm["pool"]["desired"] == 0 and len(calm["pool"]["cooling"]) == 5
+    assert calm["pool"]["counts"]["states"] == {"warm": 5}
+    # Once the cooldown is over (here: turned off), scale-in gives it back.
+    shrink = helpers.call_module({**args, "scale_in_cooldown": 0})
+    assert sorted(shrink["actions"]["terminated"].values()) == ["scale in"] * 5
+    assert shrink["pool"]["cooling"] == []
+
 
 @pytest.mark.parametrize(
     ("change", "needle"),
@@ -167,6 +177,7 @@ def test_unserved_claims_scale_the_pool_out(world: dict[str, Any]) -> None:
         ({"warm_size": -1}, "warm_size: expected an integer >= 0, got -1"),
         ({"launch_template_id": "lt-0000000000000dead"}, "launch template 'lt-0000000000000dead'"),
         ({"replace_batch_size": 0}, "replace_batch_size: expected a positive integer"),
+        ({"scale_in_cooldown": -1}, "scale_in_cooldown: expected a number of seconds >= 0, got -1"),
     ],
 )
 def test_bad_input_fails_naming_the_option(
