@@ -197,8 +197,9 @@ def fetch(kiosk: KioskConfig, cfg: Config) -> str | None:
 def sync(cfg: Config, accounts: Accounts | None = None) -> SyncResult:
     """Set the stored password on the kiosk user and enable it; keep what it has if the store fails.
 
-    Raises PasswordError (the stored value is unusable) or KioskError (the
-    account cannot be read or changed); the account is unchanged then.
+    Raises PasswordError (the stored value is unusable: the account is not
+    touched) or KioskError (the account cannot be read or changed: at most the
+    new password is set, the account stays disabled if it was).
     """
     kiosk = cfg.kiosk
     if not kiosk.user:
