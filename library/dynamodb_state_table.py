@@ -86,6 +86,7 @@ from typing import Any
 
 from ansible.module_utils.ocap_aws import AWS_ERRORS, aws_client
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
+from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
 try:
     from ocap_agent.state import table_definition
@@ -178,8 +179,11 @@ class StateTable:
         if pitr != want_pitr:
             self.changes.append(("enable" if want_pitr else "disable") + " point-in-time recovery")
             if not check:
-                self.client.update_continuous_backups(
-                    aws_retry=True,
+                # A table just created refuses this for a while (ContinuousBackupsUnavailable).
+                update = AWSRetry.jittered_backoff(
+                    retries=10, catch_extra_error_codes=["ContinuousBackupsUnavailableException"]
+                )(self.client.update_continuous_backups)
+                update(
                     TableName=self.name,
                     PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": want_pitr},
                 )
