@@ -138,8 +138,6 @@ def fetch(cfg: Config) -> str | None:
     certs = cfg.certs
     if not certs.name:
         raise ConfigError("certs.name: expected the SSM parameter or secret name holding the certificate")
-    if certs.store not in secret_store.STORES:
-        raise ConfigError(f"certs.store: expected 'ssm' or 'secretsmanager', got {certs.store!r}")
     return secret_store.fetch(certs.store, certs.name, cfg.aws, certs.timeout_s)
 
 

@@ -39,6 +39,15 @@ def _at_least(key: str, value: float, low: float) -> None:
         raise ConfigError(f"{key}: expected a number >= {low:g}, got {value!r}")
 
 
+# Where the agent reads secrets from (ocap_agent.secret_store): SSM SecureString or Secrets Manager.
+SECRET_STORES = ("ssm", "secretsmanager")
+
+
+def _secret_store(key: str, value: str) -> None:
+    if value not in SECRET_STORES:
+        raise ConfigError(f"{key}: expected 'ssm' or 'secretsmanager', got {value!r}")
+
+
 def _positive(key: str, value: float) -> None:
     if value <= 0:
         raise ConfigError(f"{key}: expected a number > 0, got {value!r}")
@@ -162,8 +171,7 @@ class CertsConfig:
     timeout_s: float = 10.0
 
     def __post_init__(self) -> None:
-        if self.store not in ("ssm", "secretsmanager"):
-            raise ConfigError(f"certs.store: expected 'ssm' or 'secretsmanager', got {self.store!r}")
+        _secret_store("certs.store", self.store)
         for key in ("cert_file", "key_file"):
             value = getattr(self, key)
             if not value or os.path.basename(value) != value:
@@ -185,8 +193,7 @@ class KioskConfig:
     min_length: int = 14
 
     def __post_init__(self) -> None:
-        if self.store not in ("ssm", "secretsmanager"):
-            raise ConfigError(f"kiosk.store: expected 'ssm' or 'secretsmanager', got {self.store!r}")
+        _secret_store("kiosk.store", self.store)
         if self.user and not self.name:
             raise ConfigError(
                 f"kiosk.name: expected the SSM parameter or secret holding {self.user}'s password"

@@ -314,13 +314,6 @@ def _acquire(fd: int, path: Path, timeout_s: float) -> None:
                 if time.monotonic() > deadline:
                     raise LockTimeout(f"{path} is held by another agent process") from None
     else:
-        _acquire_posix(fd, path, timeout_s)
-
-
-def _acquire_posix(fd: int, path: Path, timeout_s: float) -> None:
-    if sys.platform == "win32":  # flock and SIGALRM exist on POSIX only
-        raise AssertionError("_acquire_posix on Windows")
-    else:
 
         def on_alarm(signum: int, frame: Any) -> None:
             raise LockTimeout(f"{path} is held by another agent process for more than {timeout_s:.0f}s")

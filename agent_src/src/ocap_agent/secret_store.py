@@ -10,15 +10,16 @@ from __future__ import annotations
 from ocap_agent import aws
 from ocap_agent.config import AwsConfig
 
-STORES = ("ssm", "secretsmanager")
-
 
 class StoreUnavailableError(RuntimeError):
     """The store could not be reached or refused the read (network, permissions, throttling)."""
 
 
 def fetch(store: str, name: str, aws_cfg: AwsConfig, timeout_s: float) -> str | None:
-    """The stored value, or None when the store has no such parameter/secret."""
+    """The stored value, or None when the store has no such parameter/secret.
+
+    STORE is one of ``config.SECRET_STORES``, already checked by the config.
+    """
     import botocore.exceptions  # noqa: PLC0415 - boto is only needed when a store is read
 
     overrides = {"connect_timeout": timeout_s, "read_timeout": timeout_s}
